@@ -97,7 +97,11 @@ def _broker(cls):
             pytest.fail("mosquitto is required in CI but is not installed (apt-get install mosquitto)")
         pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI requires it")
     b = cls()
-    b.start()
+    try:
+        b.start()
+    except Exception:
+        b.__exit__(None, None, None)
+        raise
     return b
 
 
