@@ -1,0 +1,3 @@
+"""Host-side simulators (CPython only): the Linky TIC meter."""
+
+from .linky import LinkySim, line_rate  # noqa: F401
