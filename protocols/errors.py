@@ -17,3 +17,29 @@ class UsageError(ProtocolError):
 
 class EncodeError(ProtocolError):
     """A value cannot be encoded on the wire (bad label, bad character, too long)."""
+
+
+# --- MQTT (protocols.mqtt) -------------------------------------------------
+# The one place where a decoder raises on wire data, on purpose: MQTT runs over
+# TCP, a malformed packet means the byte stream can no longer be framed, and
+# MQTT 3.1.1 (4.8.0-1) requires the receiver to close the network connection.
+# An exception makes that impossible to ignore.  The decoder counts the error
+# first (stats['malformed']) and resets itself, so a broker or a test may feed it
+# again after ``e.used`` bytes.
+
+
+class MQTTError(ProtocolError):
+    """Base class of the MQTT codec errors."""
+
+
+class MalformedPacket(MQTTError):
+    """Wire data that is not a valid MQTT 3.1.1 packet.
+
+    ``used``: bytes consumed from ``buf[start:]`` by the failing ``decode()`` call
+    (the bad packet included, when its length was known); ``reason``: short text.
+    """
+
+    def __init__(self, reason, used=0):
+        super().__init__(reason)
+        self.reason = reason
+        self.used = used

@@ -1,0 +1,299 @@
+# protocols/mqtt/decode.py  Streaming MQTT 3.1.1 decoder: bytes in any chunking -> packets.
+# SPDX-License-Identifier: MIT
+#
+# Contract (pymodbus framer shape):
+#     used, pkt = d.decode(buf, start=0, end=None)
+# consumes bytes from buf[start:end] until ONE packet is complete (returns it) or the
+# input is exhausted (returns None); call again with start += used while start < end.
+# ``pkt`` is the decoder's reused Packet: valid until the next decode() call.
+#
+# Memory: one bytearray of ``max_packet`` bytes, allocated in __init__, holds a packet
+# body (the remaining-length part).  A packet whose remaining length exceeds it is
+# skipped, not buffered: its bytes are counted through and dropped (stats['oversize']).
+# A skipped PUBLISH whose topic and packet id fit in the buffer is still returned,
+# with truncated=True and payload=None, so that a client can PUBACK it (otherwise
+# the broker would redeliver it forever).  Per packet the only allocations are the
+# decoded fields (topic str, payload bytes, ...); nothing is allocated per byte.
+#
+# Failure model: a packet that breaks MQTT 3.1.1 (reserved type, wrong fixed-header
+# flags, remaining length over 4 bytes or impossible for the type, topic or string
+# length beyond the packet, ill-formed UTF-8, U+0000, wildcard in a topic name,
+# packet id 0, QoS 3, reserved CONNECT/CONNACK bits, bad SUBACK code, bytes left over)
+# raises MalformedPacket (protocols.errors) after counting it in stats['malformed'];
+# nothing else is raised for any input.  MQTT cannot re-synchronise inside a TCP
+# stream, so the caller must close the connection (MQTT-4.8.0-1).  The decoder is
+# reset; e.used bytes were consumed (the whole bad packet when its length was known),
+# so a test or broker may keep feeding it: it then parses the next byte as a header.
+
+from ..errors import MalformedPacket, UsageError
+from ..compat import const
+from .packets import (Packet, CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP,
+                      SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, PINGRESP, DISCONNECT)
+from .text import filter_ok, valid_utf8
+
+_S_TYPE = const(0)    # waiting for the first byte of a fixed header
+_S_LEN = const(1)     # inside the remaining-length varint
+_S_BODY = const(2)    # inside the body
+
+# Minimum remaining length per type (index = type); -1: reserved type.
+_MIN_LEN = (-1, 12, 2, 3, 2, 2, 2, 2, 6, 3, 5, 2, 0, 0, 0, -1)
+# Types whose remaining length is exact (equal to _MIN_LEN).
+_FIXED = (False, False, True, False, True, True, True, True, False, False, False, True,
+          True, True, True, False)
+
+
+class MQTTDecoder:
+    """Streaming decoder; see the module comment for the contract.
+
+    max_packet: largest remaining length buffered (bytes).  Counters in ``stats``:
+    packets (returned, truncated included), malformed, oversize (skipped, larger than
+    max_packet), bytes (consumed).
+    """
+
+    def __init__(self, max_packet=4096):
+        if not isinstance(max_packet, int) or max_packet < 16:
+            raise UsageError("max_packet must be an int >= 16")
+        self.max_packet = max_packet
+        self._buf = bytearray(max_packet)
+        self._mv = memoryview(self._buf)
+        self.packet = Packet()
+        self.stats = {"packets": 0, "malformed": 0, "oversize": 0, "bytes": 0}
+        self.reset()
+
+    def reset(self):
+        """Forget any partial packet (call after the connection changes)."""
+        self._state = _S_TYPE
+        self._first = 0
+        self._rem = 0
+        self._shift = 0
+        self._got = 0
+        self._j = 0
+
+    @property
+    def buffered(self):
+        """Bytes of the current partial packet held in memory (<= max_packet)."""
+        return min(self._got, self.max_packet)
+
+    def _fail(self, reason, used):
+        self.stats["malformed"] += 1
+        self.stats["bytes"] += used
+        self.reset()
+        raise MalformedPacket(reason, used)
+
+    def decode(self, buf, start=0, end=None):
+        if end is None:
+            end = len(buf)
+        i = start
+        while i < end:
+            st = self._state
+            if st == _S_BODY:
+                want = self._rem - self._got
+                n = end - i
+                if n > want:
+                    n = want
+                got = self._got
+                room = self.max_packet - got
+                if room > 0:
+                    k = n if n < room else room
+                    if k < 8:            # a few bytes: copy without allocating views
+                        dst = self._buf
+                        for j in range(k):
+                            dst[got + j] = buf[i + j]
+                    else:
+                        self._mv[got:got + k] = memoryview(buf)[i:i + k]
+                i += n
+                self._got = got + n
+                if self._got == self._rem:
+                    return i - start, self._complete(i - start)
+                continue
+            c = buf[i]
+            i += 1
+            if st == _S_TYPE:
+                t = c >> 4
+                f = c & 15
+                if _MIN_LEN[t] < 0:
+                    self._fail("reserved packet type %d" % t, i - start)
+                if t == PUBLISH:
+                    if f & 6 == 6:
+                        self._fail("PUBLISH with QoS 3", i - start)
+                    if f & 8 and not f & 6:
+                        self._fail("DUP on a QoS 0 PUBLISH", i - start)
+                elif f != (2 if t in (PUBREL, SUBSCRIBE, UNSUBSCRIBE) else 0):
+                    self._fail("bad fixed-header flags 0x%02x" % c, i - start)
+                self._first = c
+                self._rem = 0
+                self._shift = 0
+                self._state = _S_LEN
+                continue
+            # _S_LEN: one varint byte
+            self._rem |= (c & 0x7F) << self._shift
+            self._shift += 7
+            if c & 0x80:
+                if self._shift >= 28:
+                    self._fail("remaining length longer than 4 bytes", i - start)
+                continue
+            t = self._first >> 4
+            rem = self._rem
+            m = _MIN_LEN[t]
+            if rem < m or (_FIXED[t] and rem != m):
+                self._fail("remaining length %d impossible for type %d" % (rem, t), i - start)
+            self._got = 0
+            if rem == 0:
+                return i - start, self._complete(i - start)
+            self._state = _S_BODY
+        self.stats["bytes"] += i - start
+        return i - start, None
+
+    # --- body parsing ----------------------------------------------------------
+
+    def _complete(self, used):
+        first = self._first
+        t = first >> 4
+        n = self._rem
+        self._state = _S_TYPE
+        self._got = 0
+        p = self.packet
+        p.clear()
+        p.type = t
+        p.flags = first & 15
+        if n > self.max_packet:
+            self.stats["oversize"] += 1
+            self.stats["bytes"] += used
+            if t != PUBLISH or not self._publish(p, self.max_packet, True, used):
+                return None
+            self.stats["packets"] += 1
+            return p
+        mv = self._mv
+        if t == PUBLISH:
+            self._publish(p, n, False, used)
+        elif t == CONNACK:
+            if mv[0] & 0xFE:
+                self._fail("reserved CONNACK flags", used)
+            p.session_present = bool(mv[0])
+            p.code = mv[1]
+        elif t == SUBACK:
+            p.pid = self._pid(0, used)
+            j = 2
+            while j < n:
+                if mv[j] not in (0, 1, 2, 0x80):
+                    self._fail("bad SUBACK code 0x%02x" % mv[j], used)
+                j += 1
+            p.codes = bytes(mv[2:n])
+        elif t == SUBSCRIBE or t == UNSUBSCRIBE:
+            p.pid = self._pid(0, used)
+            topics = []
+            j = 2
+            while j < n:
+                f = self._string(j, n, used)
+                j = self._j
+                if not filter_ok(f):
+                    self._fail("bad topic filter", used)
+                if t == SUBSCRIBE:
+                    if j >= n or mv[j] > 2:
+                        self._fail("bad requested QoS", used)
+                    topics.append((f, mv[j]))
+                    j += 1
+                else:
+                    topics.append(f)
+            p.topics = topics
+        elif t == CONNECT:
+            self._connect(p, n, used)
+        elif n == 2:     # PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK
+            p.pid = self._pid(0, used)
+        self.stats["packets"] += 1
+        self.stats["bytes"] += used
+        return p
+
+    def _pid(self, j, used):
+        pid = (self._mv[j] << 8) | self._mv[j + 1]
+        if not pid:
+            self._fail("packet id 0", used)
+        return pid
+
+    def _string(self, j, n, used):
+        """UTF-8 string with a 2-byte length at j; returns it, next offset in self._j."""
+        if j + 2 > n:
+            self._fail("string length beyond the packet", used)
+        mv = self._mv
+        k = j + 2 + ((mv[j] << 8) | mv[j + 1])
+        if k > n:
+            self._fail("string beyond the packet", used)
+        try:
+            s = str(mv[j + 2:k], "utf-8")
+        except UnicodeError:
+            s = None
+        if s is None or (len(s) != k - j - 2 and not valid_utf8(mv, j + 2, k)):
+            self._fail("ill-formed UTF-8", used)
+        if "\x00" in s:
+            self._fail("U+0000 in a string", used)
+        self._j = k
+        return s
+
+    def _binary(self, j, n, used):
+        if j + 2 > n:
+            self._fail("data length beyond the packet", used)
+        k = j + 2 + ((self._mv[j] << 8) | self._mv[j + 1])
+        if k > n:
+            self._fail("data beyond the packet", used)
+        self._j = k
+        return bytes(self._mv[j + 2:k])
+
+    def _publish(self, p, n, truncated, used):
+        """Parse a PUBLISH body of n bytes held in the buffer.  For a truncated one
+        (only the first n bytes are held) return False when the header did not fit."""
+        mv = self._mv
+        f = p.flags
+        qos = (f >> 1) & 3
+        end = 2 + ((mv[0] << 8) | mv[1])
+        if truncated and end + (2 if qos else 0) > n:
+            return False
+        p.topic = self._string(0, n, used)
+        j = self._j
+        if not p.topic:
+            self._fail("empty topic name", used)
+        if "+" in p.topic or "#" in p.topic:
+            self._fail("wildcard in a topic name", used)
+        if qos:
+            if j + 2 > n:
+                self._fail("packet id beyond the packet", used)
+            p.pid = self._pid(j, used)
+            j += 2
+        p.qos = qos
+        p.retain = bool(f & 1)
+        p.dup = bool(f & 8)
+        p.truncated = truncated
+        p.payload = None if truncated else bytes(mv[j:n])
+        return True
+
+    def _connect(self, p, n, used):
+        mv = self._mv
+        if bytes(mv[0:6]) != b"\x00\x04MQTT":
+            self._fail("protocol name is not MQTT", used)
+        p.level = mv[6]
+        fl = mv[7]
+        if fl & 1:
+            self._fail("reserved CONNECT flag", used)
+        wq = (fl >> 3) & 3
+        if wq == 3 or (not fl & 4 and fl & 0x38):
+            self._fail("bad will flags", used)
+        if fl & 0x40 and not fl & 0x80:
+            self._fail("password without user name", used)
+        p.clean = bool(fl & 2)
+        p.keepalive = (mv[8] << 8) | mv[9]
+        p.client_id = self._string(10, n, used)
+        j = self._j
+        if fl & 4:
+            wt = self._string(j, n, used)
+            if not wt or "+" in wt or "#" in wt:
+                self._fail("bad will topic", used)
+            wp = self._binary(self._j, n, used)
+            j = self._j
+            p.will = (wt, wp, bool(fl & 0x20), wq)
+        if fl & 0x80:
+            p.user = self._string(j, n, used)
+            j = self._j
+        if fl & 0x40:
+            p.password = self._binary(j, n, used)
+            j = self._j
+        if j != n:
+            self._fail("bytes left over in CONNECT", used)

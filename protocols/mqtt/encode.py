@@ -1,0 +1,261 @@
+# protocols/mqtt/encode.py  MQTT 3.1.1 packet encoders: each packet built in one buffer.
+# SPDX-License-Identifier: MIT
+#
+# Every encoder returns the whole packet as ONE bytes/bytearray, allocated once at
+# its exact size, so that a client writes it with a single socket write (several
+# small writes per packet are what trips Nagle + delayed ACK: 44 ms per QoS1 publish).
+# Errors: UsageError for an argument of the wrong type/range (qos 3, pid 0 ...),
+# EncodeError for a value that cannot go on the wire (topic with a wildcard or NUL,
+# string over 65535 bytes, packet over 268435455 bytes).  Nothing else is raised.
+
+from ..errors import EncodeError, UsageError
+from .packets import MAX_REMAINING
+from .text import filter_ok, valid_utf8
+
+PINGREQ = b"\xc0\x00"
+PINGRESP = b"\xd0\x00"
+DISCONNECT = b"\xe0\x00"
+
+_PROTO = b"\x00\x04MQTT\x04"   # protocol name + level 4 (3.1.1)
+
+
+def _utf8(s, what):
+    if isinstance(s, str):
+        try:
+            b = s.encode("utf-8")
+        except UnicodeError:       # CPython lone surrogates
+            raise EncodeError("%s is not encodable as UTF-8" % what)
+    elif isinstance(s, (bytes, bytearray)):
+        b = bytes(s)
+        if not valid_utf8(b, 0, len(b)):
+            raise EncodeError("%s is not valid UTF-8" % what)
+    else:
+        raise UsageError("%s must be str" % what)
+    if len(b) > 65535:
+        raise EncodeError("%s longer than 65535 bytes" % what)
+    if b"\x00" in b:
+        raise EncodeError("%s contains U+0000" % what)
+    return b
+
+
+def _binary(x, what):
+    if isinstance(x, str):
+        return x.encode("utf-8")
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return x
+    raise UsageError("%s must be bytes or str" % what)
+
+
+def topic_name(topic):
+    """Validated UTF-8 bytes of a PUBLISH topic name (no wildcards, not empty)."""
+    b = _utf8(topic, "topic")
+    if not b:
+        raise EncodeError("empty topic")
+    if b"+" in b or b"#" in b:
+        raise EncodeError("wildcard in topic name %r" % (topic,))
+    return b
+
+
+def _topic_filter(f):
+    b = _utf8(f, "topic filter")
+    if not filter_ok(str(b, "utf-8")):
+        raise EncodeError("invalid topic filter %r" % (f,))
+    return b
+
+
+def _qos(q, top=2):
+    if not isinstance(q, int) or q < 0 or q > top:
+        raise UsageError("qos must be 0..%d" % top)
+    return q
+
+
+def _pid(pid):
+    if not isinstance(pid, int) or pid < 1 or pid > 65535:
+        raise UsageError("packet id must be 1..65535")
+    return pid
+
+
+def _header(first, rem):
+    """Allocate the packet and write the fixed header; returns (buf, offset)."""
+    if rem > MAX_REMAINING:
+        raise EncodeError("packet too large")
+    n = 1
+    x = rem
+    while x > 127:
+        n += 1
+        x >>= 7
+    buf = bytearray(1 + n + rem)
+    buf[0] = first
+    i = 1
+    while True:
+        b = rem & 0x7F
+        rem >>= 7
+        if rem:
+            buf[i] = b | 0x80
+            i += 1
+        else:
+            buf[i] = b
+            return buf, i + 1
+
+
+def _put_bytes(buf, i, b):
+    n = len(b)
+    buf[i] = n >> 8
+    buf[i + 1] = n & 0xFF
+    buf[i + 2:i + 2 + n] = b
+    return i + 2 + n
+
+
+def connect(client_id, keepalive=0, clean_session=True, will=None, user=None, password=None):
+    """CONNECT.  will: (topic, payload, retain, qos) or None; password needs user."""
+    cid = _utf8(client_id, "client_id")
+    if not isinstance(keepalive, int) or keepalive < 0 or keepalive > 65535:
+        raise UsageError("keepalive must be 0..65535 s")
+    flags = 0x02 if clean_session else 0
+    rem = 10 + 2 + len(cid)
+    if will is not None:
+        if not isinstance(will, tuple) or len(will) != 4:
+            raise UsageError("will must be (topic, payload, retain, qos)")
+        wt = topic_name(will[0])
+        wp = _binary(will[1], "will payload")
+        if len(wp) > 65535:
+            raise EncodeError("will payload longer than 65535 bytes")
+        flags |= 0x04 | (_qos(will[3]) << 3) | (0x20 if will[2] else 0)
+        rem += 4 + len(wt) + len(wp)
+    if user is not None:
+        ub = _utf8(user, "user")
+        flags |= 0x80
+        rem += 2 + len(ub)
+    if password is not None:
+        if user is None:
+            raise UsageError("password without user (MQTT-3.1.2-22)")
+        pb = _binary(password, "password")
+        if len(pb) > 65535:
+            raise EncodeError("password longer than 65535 bytes")
+        flags |= 0x40
+        rem += 2 + len(pb)
+    buf, i = _header(0x10, rem)
+    buf[i:i + 7] = _PROTO
+    buf[i + 7] = flags
+    buf[i + 8] = keepalive >> 8
+    buf[i + 9] = keepalive & 0xFF
+    i = _put_bytes(buf, i + 10, cid)
+    if will is not None:
+        i = _put_bytes(buf, i, wt)
+        i = _put_bytes(buf, i, wp)
+    if user is not None:
+        i = _put_bytes(buf, i, ub)
+    if password is not None:
+        i = _put_bytes(buf, i, pb)
+    return buf
+
+
+def publish(topic, payload, qos=0, retain=False, dup=False, pid=0):
+    """PUBLISH as one bytearray (byte 0 can later get the DUP bit: ``buf[0] |= 8``)."""
+    tb = topic_name(topic)
+    pl = _binary(payload, "payload")
+    _qos(qos)
+    if qos:
+        _pid(pid)
+    elif dup:
+        raise UsageError("DUP set on a QoS 0 publish (MQTT-3.3.1-2)")
+    first = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
+    rem = 2 + len(tb) + (2 if qos else 0) + len(pl)
+    buf, i = _header(first, rem)
+    i = _put_bytes(buf, i, tb)
+    if qos:
+        buf[i] = pid >> 8
+        buf[i + 1] = pid & 0xFF
+        i += 2
+    buf[i:] = pl
+    return buf
+
+
+def _ack(first, pid):
+    _pid(pid)
+    return bytes((first, 2, pid >> 8, pid & 0xFF))
+
+
+def puback(pid):
+    return _ack(0x40, pid)
+
+
+def pubrec(pid):
+    return _ack(0x50, pid)
+
+
+def pubrel(pid):
+    return _ack(0x62, pid)
+
+
+def pubcomp(pid):
+    return _ack(0x70, pid)
+
+
+def unsuback(pid):
+    return _ack(0xB0, pid)
+
+
+def subscribe(pid, topics):
+    """SUBSCRIBE; topics: non-empty list of (filter, qos)."""
+    _pid(pid)
+    if not topics:
+        raise UsageError("subscribe needs at least one topic filter")
+    enc = []
+    rem = 2
+    for t in topics:
+        if not isinstance(t, tuple) or len(t) != 2:
+            raise UsageError("topics must be (filter, qos) tuples")
+        b = _topic_filter(t[0])
+        enc.append((b, _qos(t[1])))
+        rem += 3 + len(b)
+    buf, i = _header(0x82, rem)
+    buf[i] = pid >> 8
+    buf[i + 1] = pid & 0xFF
+    i += 2
+    for b, q in enc:
+        i = _put_bytes(buf, i, b)
+        buf[i] = q
+        i += 1
+    return buf
+
+
+def unsubscribe(pid, filters):
+    """UNSUBSCRIBE; filters: non-empty list of str."""
+    _pid(pid)
+    if not filters or isinstance(filters, str):
+        raise UsageError("unsubscribe needs a list of topic filters")
+    enc = [_topic_filter(f) for f in filters]
+    rem = 2
+    for b in enc:
+        rem += 2 + len(b)
+    buf, i = _header(0xA2, rem)
+    buf[i] = pid >> 8
+    buf[i + 1] = pid & 0xFF
+    i += 2
+    for b in enc:
+        i = _put_bytes(buf, i, b)
+    return buf
+
+
+# --- server -> client packets (tests, fake brokers) --------------------------
+
+def connack(session_present=False, code=0):
+    if not isinstance(code, int) or code < 0 or code > 255:
+        raise UsageError("connack code must be 0..255")
+    return bytes((0x20, 2, 1 if session_present else 0, code))
+
+
+def suback(pid, codes):
+    """SUBACK; codes: granted QoS (0..2) or 0x80 per filter."""
+    _pid(pid)
+    if not codes:
+        raise UsageError("suback needs at least one return code")
+    for c in codes:
+        if c not in (0, 1, 2, 0x80):
+            raise UsageError("suback code must be 0, 1, 2 or 0x80")
+    buf, i = _header(0x90, 2 + len(codes))
+    buf[i] = pid >> 8
+    buf[i + 1] = pid & 0xFF
+    buf[i + 2:] = bytes(codes)
+    return buf
