@@ -1,0 +1,1 @@
+# gw/drivers - one module per device kind (MIT license)

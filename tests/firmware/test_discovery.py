@@ -1,0 +1,103 @@
+"""gw.discovery: Home Assistant config payloads (keys, units, classes, ids)."""
+
+import json
+
+import pytest
+
+from gw import VERSION, config
+from gw.discovery import Discovery, object_id
+from tests.firmware.standins import tic as tic_module
+
+TIC = tic_module()
+CFG = config.validate({"device_id": "gw1", "name": "Maison", "mqtt": {"host": "h"},
+                       "network": {"type": "none"}, "meters": [{"id": "linky"}]})[0]
+
+
+@pytest.fixture
+def disc():
+    return Discovery(CFG, "emu", VERSION)
+
+
+def payload(disc, key):
+    return json.loads(disc.payload("linky", key, TIC.labels.info(key)))
+
+
+def test_common_keys(disc):
+    p = payload(disc, "EAST")
+    assert p["unique_id"] == "passerelle_gw1_linky_east"
+    assert p["state_topic"] == "passerelle/gw1/linky/state"
+    assert p["availability_topic"] == "passerelle/gw1/status"
+    assert p["value_template"] == "{{ value_json.get('EAST') }}"
+    assert p["device"] == {"identifiers": ["passerelle_gw1"], "name": "Maison",
+                           "manufacturer": "Passerelle", "model": "TIC gateway (emu)",
+                           "sw_version": VERSION}
+    assert disc.topic("linky", "EAST") == "homeassistant/sensor/gw1/linky_east/config"
+
+
+@pytest.mark.parametrize("label", ["EAST", "EASF01", "BASE", "HCHC", "BBRHPJB"])
+def test_energy_index(disc, label):
+    p = payload(disc, label)
+    assert (p["device_class"], p["state_class"], p["unit_of_measurement"]) == \
+        ("energy", "total_increasing", "Wh")
+
+
+@pytest.mark.parametrize("label,unit,cls", [
+    ("PAPP", "VA", "apparent_power"), ("SINSTS", "VA", "apparent_power"),
+    ("SMAXSN-1", "VA", "apparent_power"), ("IINST", "A", "current"),
+    ("IRMS1", "A", "current"), ("URMS1", "V", "voltage"), ("CCASN", "W", "power"),
+])
+def test_measurements(disc, label, unit, cls):
+    p = payload(disc, label)
+    assert p["unit_of_measurement"] == unit
+    assert p["device_class"] == cls
+    assert p["state_class"] == "measurement"
+
+
+def test_kva_and_reactive(disc):
+    p = payload(disc, "PREF")
+    assert p["unit_of_measurement"] == "kVA" and "device_class" not in p
+    p = payload(disc, "ERQ1")
+    assert p["unit_of_measurement"] == "VArh" and p["state_class"] == "total_increasing"
+    assert "device_class" not in p
+
+
+@pytest.mark.parametrize("label", ["PTEC", "LTARF", "DEMAIN", "NGTF"])
+def test_text_sensors(disc, label):
+    p = payload(disc, label)
+    for k in ("unit_of_measurement", "device_class", "state_class"):
+        assert k not in p
+    assert "entity_category" not in p
+
+
+@pytest.mark.parametrize("label", ["ADCO", "ADSC", "STGE", "DATE", "MOTDETAT", "phases"])
+def test_diagnostic(disc, label):
+    assert payload(disc, label)["entity_category"] == "diagnostic"
+
+
+@pytest.mark.parametrize("key,name", [("tempo_today", "linky Tempo today"),
+                                      ("tempo_tomorrow", "linky Tempo tomorrow")])
+def test_tempo_entities(disc, key, name):
+    p = payload(disc, key)
+    assert p["name"] == name
+    assert p["device_class"] == "enum" and p["options"] == ["blue", "white", "red"]
+    assert p["value_template"] == "{{ value_json.get('%s') }}" % key
+    assert p["unique_id"] == "passerelle_gw1_linky_" + key
+
+
+def test_object_ids_are_safe_and_unique():
+    keys = ["SMAXSN-1", "SMAXSN1-1", "SMAXSN1", "NJOURF+1", "NJOURF", "PJOURF+1", "EAST"]
+    ids = [object_id(k) for k in keys]
+    assert len(set(ids)) == len(ids)
+    for i in ids:
+        assert all(c.islower() or c.isdigit() or c == "_" for c in i)
+    assert object_id("SMAXSN-1") == "smaxsn_m1" and object_id("NJOURF+1") == "njourf_p1"
+
+
+def test_custom_prefix_and_base():
+    cfg = config.validate({"device_id": "gw2", "mqtt": {"host": "h", "base": "home",
+                                                         "discovery_prefix": "ha"},
+                           "network": {"type": "none"}})[0]
+    d = Discovery(cfg, "esp32-devkitc", VERSION)
+    assert d.topic("m", "PAPP") == "ha/sensor/gw2/m_papp/config"
+    p = json.loads(d.payload("m", "PAPP", TIC.labels.info("PAPP")))
+    assert p["state_topic"] == "home/gw2/m/state" and p["availability_topic"] == "home/gw2/status"
