@@ -18,6 +18,7 @@ DEFAULTS = (
     ("version", 1),
     ("name", ""),
     ("log_level", "info"),
+    ("stats_period_s", 60),
     ("mqtt", (
         ("port", 1883),
         ("base", "passerelle"),
@@ -96,6 +97,7 @@ _ROOT = (
     ("device_id", "id", 32, True),
     ("name", "str", 64, False),
     ("log_level", "enum", ("debug", "info", "warning", "error"), False),
+    ("stats_period_s", "int", (5, None), False),
     ("mqtt", "obj", (_MQTT, "mqtt"), True),
     ("network", "obj", (_NETWORK, "network"), False),
     ("watchdog", "obj", (_WATCHDOG, "watchdog"), False),

@@ -24,6 +24,9 @@ def meter(**over):
     return m
 
 
+ROOT_KEYS = ("version, device_id, name, log_level, stats_period_s, mqtt, network, watchdog, "
+             "meters")
+
 # (case id, config, secrets, board, expected errors in order)
 CASES = [
     ("minimal", base(), None, None, []),
@@ -92,16 +95,12 @@ CASES = [
      ['mqtt.hots: unknown key (did you mean "host"?)',
       'meters[0].priod_s: unknown key (did you mean "period_s"?)']),
     ("unknown-case", base(Device_Name="x", zzz=1), None, None,
-     ["Device_Name: unknown key (expected one of version, device_id, name, log_level, mqtt, "
-      "network, watchdog, meters)",
-      "zzz: unknown key (expected one of version, device_id, name, log_level, mqtt, network, "
-      "watchdog, meters)"]),
+     ["Device_Name: unknown key (expected one of %s)" % ROOT_KEYS,
+      "zzz: unknown key (expected one of %s)" % ROOT_KEYS]),
     ("unknown-sorted", base(zeta=1, alpha=2, Mqtt=3), None, None,
      ['Mqtt: unknown key (did you mean "mqtt"?)',
-      "alpha: unknown key (expected one of version, device_id, name, log_level, mqtt, "
-      "network, watchdog, meters)",
-      "zeta: unknown key (expected one of version, device_id, name, log_level, mqtt, "
-      "network, watchdog, meters)"]),
+      "alpha: unknown key (expected one of %s)" % ROOT_KEYS,
+      "zeta: unknown key (expected one of %s)" % ROOT_KEYS]),
     ("wifi-ssid", base(network={"type": "wifi"}), None, None,
      ['network.ssid: missing, expected a string (required when network.type is "wifi")']),
     ("secrets", base(), {"wifi_pasword": "x", "mqtt_password": 5}, None,
@@ -123,8 +122,8 @@ def test_validate_cpython(name, cfg, secrets, board, expected):
     out, errors = config.validate(cfg, secrets, board)
     assert errors == expected
     # the normalized config is always complete, errors or not
-    assert set(out) == {"version", "device_id", "name", "log_level", "mqtt", "network",
-                        "watchdog", "meters"}
+    assert set(out) == {"version", "device_id", "name", "log_level", "stats_period_s", "mqtt",
+                        "network", "watchdog", "meters"}
 
 
 def test_defaults_filled():

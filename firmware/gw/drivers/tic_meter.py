@@ -90,7 +90,7 @@ class TICMeter:
         self._stge = None
         self._stge_colours = (None, None)
         self.stats = {"frames": 0, "index_rejected": 0, "value_errors": 0,
-                      "link_errors": 0, "overflows": 0, "baud_switches": 0}
+                      "link_errors": 0, "baud_switches": 0}
 
     # ---------------------------------------------------------------- frame -> values
     def _convert(self, label, value, horodate, info):
@@ -253,37 +253,33 @@ class TICMeter:
             delay = min(delay * 2, _RETRY_MAX_MS)
 
     async def _pump(self, uart):
-        """Read and decode until the link closes; True if at least one frame came."""
+        """Read and decode until the link closes; True if at least one frame came.
+
+        The decoder is a streaming state machine: it consumes every byte it is given
+        and keeps partial groups itself, so the read buffer is reused at once.
+        """
         hal = self.hal
         dec = self._decoder
+        buf = self._buf
         mv = self._mv
-        fill = 0
         got = False
         since = hal.ticks_ms()  # start of the current "no valid frame yet" window
         while True:
-            n = await uart.readinto(mv[fill:])
+            n = await uart.readinto(mv)
             if not n:
                 self.log.warning(self.tag, "UART link closed")
                 return got
-            fill += n
+            data = buf if n == len(buf) else bytes(mv[:n])
             pos = 0
-            while pos < fill:
-                used, frame = dec.decode(mv[:fill], pos)
-                if not used and frame is None:
+            while pos < n:
+                used, frame = dec.decode(data, pos)
+                if not used:
                     break
                 pos += used
                 if frame is not None:
                     got = True
                     since = hal.ticks_ms()
                     self.apply(frame, since)
-            if pos >= fill:
-                fill = 0
-            elif pos:
-                mv[:fill - pos] = bytes(mv[pos:fill])
-                fill -= pos
-            elif fill == len(mv):
-                self.stats["overflows"] += 1
-                fill = 0
             if len(self._bauds) > 1 and hal.ticks_diff(hal.ticks_ms(), since) > _DETECT_MS:
                 self._switch_baud(uart)
                 since = hal.ticks_ms()
