@@ -35,11 +35,23 @@ from .sim.linky import MODES, TARIFFS, LinkySim, line_rate
 from .tic_server import TicServer, capture_stream
 
 STOP_TIMEOUTS = (3.0, 2.0, 2.0)       # after SIGINT, after SIGTERM, after SIGKILL
+DEFAULT_HEAPSIZE = "96K"               # an ESP32 without PSRAM leaves about that to Python
 RESTART_CODES = {75: "watchdog", 76: "reset"}   # hal.unix WDT_EXIT_STATUS, RESET_EXIT_STATUS
 
 
 class EmulationError(RuntimeError):
     pass
+
+
+def _die_with_parent():
+    """In the child (Linux): SIGKILL when the thread that spawned it dies, so an
+    emulated board never outlives a killed harness (it runs in its own session,
+    out of reach of the terminal's Ctrl-C, which the harness forwards itself)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except Exception:
+        pass
 
 
 def find_micropython():
@@ -91,7 +103,7 @@ class Emulation:
 
     def __init__(self, project_root=None, board="emu", config=None, secrets=None, tic=None,
                  tic_sim="standard", phases=3, tariff="tempo", seed=0, noise=0.0, accel=1.0,
-                 broker=None, speed=1.0, root=None, heapsize="96K", micropython=None,
+                 broker=None, speed=1.0, root=None, heapsize=None, micropython=None,
                  on_line=None, prefix="gw | ", echo=True, env=None, validate=True, max_lines=5000,
                  max_restarts=20):
         self.project_root = Path(project_root or _project_root())
@@ -169,6 +181,11 @@ class Emulation:
         (self.root / "secrets.json").write_text(json.dumps(secrets, indent=2) + "\n")
         if (board_dir / "board.json").is_file():
             shutil.copyfile(board_dir / "board.json", self.root / "board.json")
+            if self.heapsize is None:
+                board = _load_json(str(board_dir / "board.json"), "board") or {}
+                self.heapsize = board.get("heapsize")
+        if self.heapsize is None:
+            self.heapsize = DEFAULT_HEAPSIZE
 
     def meter_uarts(self):
         """[(meter id, uart id str)] from the config (one meter on UART 1 when none)."""
@@ -203,7 +220,7 @@ class Emulation:
         argv.append("main.py")
         return subprocess.Popen(argv, cwd=str(self.root), env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent)
 
     def _spawn(self):
         self._started_at = time.monotonic()
@@ -337,7 +354,8 @@ def add_emulation_args(p, defaults_speed=1.0):
                    help="serve the TIC at N x the line rate (default %g)" % defaults_speed)
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     p.add_argument("--root", default=None, help="board root dir (default: a temp dir)")
-    p.add_argument("--heapsize", default="96K", help="MicroPython heap (default 96K, like an ESP32)")
+    p.add_argument("--heapsize", default=None,
+                   help="MicroPython heap (default: the board's board.json heapsize, else 96K)")
 
 
 def add_parser(subparsers):

@@ -11,6 +11,7 @@ names and units), any other ``<base>/...`` topic (diagnostics), and counters.
 """
 
 import json
+import re
 import threading
 import time
 
@@ -43,7 +44,7 @@ class MqttModel:
         self.base, self.discovery = base, discovery
         self.lock = threading.Lock()
         self.status = {}            # device -> (payload, time)
-        self.entities = {}          # (device, meter, key) -> [value, unit, time, count]
+        self.entities = {}          # (device, meter, key) -> [value, unit, time, count, changed]
         self.discovered = {}        # discovery topic -> config dict
         self.units = {}             # (device, meter, key) or key -> unit from discovery
         self.other = {}             # topic -> (payload text, time)
@@ -128,9 +129,10 @@ class MqttModel:
             for key, value in state.items():
                 ent = self.entities.get((dev, meter, key))
                 if ent is None:
-                    ent = self.entities[(dev, meter, key)] = [None, None, now, 0]
+                    ent = self.entities[(dev, meter, key)] = [None, None, now, 0, now]
                 if ent[0] != value:
                     self.changes.append((now, dev, meter, key, value))
+                    ent[4] = now
                 ent[0], ent[2] = value, now
                 ent[3] += 1
             return
@@ -156,18 +158,17 @@ class MqttModel:
                     if (device is None or k[0] == device) and (meter is None or k[1] == meter)}
 
 
+_TPL_KEY = re.compile(r"""value_json(?:\.get\(\s*['"]([^'"]+)['"]|\[\s*['"]([^'"]+)['"]\s*\]"""
+                      r"""|\.([A-Za-z0-9_]+))""")
+
+
 def _template_key(tpl):
-    # "{{ value_json.EAST }}" / "{{ value_json['SMAXSN-1'] }}" -> the key
-    if "value_json" not in tpl:
+    """The state key a value_template reads: ``{{ value_json.get('EAST') }}``,
+    ``{{ value_json['SMAXSN-1'] }}``, ``{{ value_json.EAST }}``."""
+    m = _TPL_KEY.search(tpl or "")
+    if not m:
         return None
-    rest = tpl.split("value_json", 1)[1].strip()
-    if rest.startswith("."):
-        key = rest[1:].split()[0].split("|")[0].split("}")[0]
-        return key.strip() or None
-    if rest.startswith("["):
-        inner = rest[1:].split("]", 1)[0].strip()
-        return inner.strip("'\"") or None
-    return None
+    return m.group(1) or m.group(2) or m.group(3)
 
 
 def _age(now, t):
@@ -181,8 +182,15 @@ def _fmt(value):
     return str(value)
 
 
-def render(model, extra_lines=(), title="passerelle run", info=""):
-    """A rich renderable of the model (header table, entities, last log lines)."""
+def _short(value, n=28):
+    text = _fmt(value)
+    return text if len(text) <= n else text[:n - 1] + "\u2026"
+
+
+def render(model, extra_lines=(), title="passerelle run", info="", width=80):
+    """A rich renderable of the model: header (gateway status, counters), one table of
+    entities per meter (two side-by-side halves on a wide terminal), diagnostics topics,
+    the last gateway log lines.  Values that changed in the last 2 s are bold."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -196,38 +204,61 @@ def render(model, extra_lines=(), title="passerelle run", info=""):
     head.append("\n")
     if status:
         for dev, (st, t) in sorted(status.items()):
-            head.append("gateway %s: " % dev)
+            head.append("gateway %s " % dev)
             head.append(st, style="bold green" if st == "online" else "bold red")
-            head.append("  (%s ago)  " % _age(now, t), style="dim")
+            head.append(" (%s ago)  " % _age(now, t), style="dim")
     else:
-        head.append("gateway: waiting for status...", style="yellow")
-    head.append("\nmessages %(messages)d  state %(states)d  discovery %(discovery)d  "
+        head.append("gateway: waiting for its status...", style="yellow")
+    head.append("\nmessages %(messages)d  states %(states)d  discovery %(discovery)d  "
                 "bytes %(bytes)d  bad json %(bad_json)d" % counters)
-    head.append("  entities %d  discovery configs %d" % (len(entities), ndisc))
-    table = Table(expand=False, show_edge=False, header_style="bold")
-    table.add_column("meter", style="cyan", no_wrap=True)
-    table.add_column("entity", no_wrap=True)
-    table.add_column("value", justify="right", no_wrap=True)
-    table.add_column("unit", style="dim")
-    table.add_column("updated", justify="right", style="dim")
-    for (dev, meter, key), (value, _, t, count) in sorted(entities.items()):
-        style = "bold" if now - t < 1.5 else None
-        table.add_row("%s/%s" % (dev, meter), key, Text(_fmt(value), style=style or ""),
-                      model.unit(key), _age(now, t))
-    parts = [head, table]
+    head.append("  entities %d  HA configs %d" % (len(entities), ndisc))
+    parts = [head]
+    meters = {}
+    for (dev, meter, key), ent in sorted(entities.items()):
+        meters.setdefault((dev, meter), []).append((key, ent))
+    halves = 2 if width >= 110 else 1
+    for (dev, meter), rows in sorted(meters.items()):
+        table = Table(title="%s / %s" % (dev, meter), title_justify="left", title_style="bold cyan",
+                      show_edge=False, header_style="bold", pad_edge=False)
+        for _ in range(halves):
+            table.add_column("entity", no_wrap=True)
+            table.add_column("value", justify="right", no_wrap=True, max_width=30)
+            table.add_column("unit", style="dim", no_wrap=True)
+            table.add_column("updated", justify="right", style="dim", no_wrap=True)
+        per = (len(rows) + halves - 1) // halves
+        for i in range(per):
+            cells = []
+            for h in range(halves):
+                j = i + h * per
+                if j >= len(rows):
+                    cells += ["", "", "", ""]
+                    continue
+                key, (value, _, t, count, changed) = rows[j]
+                style = "bold yellow" if now - changed < 2.0 else ""
+                cells += [key, Text(_short(value), style=style), model.unit(key), _age(now, t)]
+            table.add_row(*cells)
+        parts.append(Text(""))
+        parts.append(table)
     diag = [(topic, p) for topic, (p, _) in sorted(other.items())][:6]
     if diag:
         d = Text("\n")
         for topic, payload in diag:
             d.append(topic + " ", style="cyan")
-            d.append((payload if len(payload) < 100 else payload[:97] + "...") + "\n")
+            room = max(20, width - len(topic) - 2)
+            d.append((payload if len(payload) <= room else payload[:room - 1] + "\u2026") + "\n")
         parts.append(d)
     if extra_lines:
         log = Text("\n")
         for line in extra_lines:
-            log.append(line + "\n", style="dim")
+            log.append((line if len(line) <= width else line[:width - 1] + "\u2026") + "\n", style="dim")
         parts.append(log)
     return Group(*parts)
+
+
+def _plain(value):
+    if isinstance(value, str) and (" " in value or not value):
+        return '"%s"' % value
+    return _fmt(value)
 
 
 class PlainPrinter:
@@ -236,19 +267,24 @@ class PlainPrinter:
     def __init__(self, model, out):
         self.model, self.out = model, out
         self._status = {}
+        self._other = {}
 
     def poll(self):
         lines = []
-        status, _, _, _, _ = self.model.snapshot()
+        status, _, other, _, _ = self.model.snapshot()
         for dev, (st, _) in sorted(status.items()):
             if self._status.get(dev) != st:
                 self._status[dev] = st
                 lines.append("status %s %s" % (dev, st))
+        for topic, (payload, t) in sorted(other.items()):
+            if self._other.get(topic) != t:
+                self._other[topic] = t
+                lines.append("topic %s %s" % (topic, payload if len(payload) < 300 else payload[:297] + "..."))
         by_meter = {}
         for t, dev, meter, key, value in self.model.drain_changes():
             by_meter.setdefault((dev, meter), {})[key] = value
         for (dev, meter), vals in sorted(by_meter.items()):
-            items = " ".join("%s=%s%s" % (k, _fmt(v), self.model.unit(k)) for k, v in vals.items())
+            items = " ".join("%s=%s%s" % (k, _plain(v), self.model.unit(k)) for k, v in sorted(vals.items()))
             lines.append("state %s/%s %s" % (dev, meter, items))
         stamp = time.strftime("%H:%M:%S")
         for line in lines:

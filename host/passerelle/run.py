@@ -129,8 +129,11 @@ def run_cmd(args):
         deadline = None if args.duration is None else time.monotonic() + args.duration
         if live_mode:
             from rich.live import Live
-            with Live(get_renderable=lambda: render(model, list(log), info=info),
-                      refresh_per_second=4, redirect_stdout=True, redirect_stderr=True) as live:
+            from rich.console import Console
+            console = Console()
+            with Live(get_renderable=lambda: render(model, list(log), info=info, width=console.width),
+                      console=console, refresh_per_second=4, redirect_stdout=True,
+                      redirect_stderr=True, screen=False) as live:
                 while emu.running() and (deadline is None or time.monotonic() < deadline):
                     time.sleep(0.25)
                 live.refresh()
