@@ -13,6 +13,7 @@ from . import __version__
 COMMANDS = [
     "passerelle.tic_cmd",
     "passerelle.sim_cmd",
+    "passerelle.build",
     "passerelle.emulate",
     "passerelle.run",
 ]
