@@ -108,6 +108,15 @@ class TicDecoder:
         self._recs = {}                  # label -> record
         self._start = [None] * _R_SIZE   # pseudo record: its NEXT is the first label
         self.frame = TicFrame()
+        # size both dicts for every known label now, while the heap is young:
+        # decoding then never needs a large contiguous block (a grown table)
+        for d in (self.frame.groups, self._recs):
+            for t in (HIST, STD):
+                for label in t:
+                    d[label] = None
+            for t in (HIST, STD):
+                for label in t:
+                    del d[label]
         self.reset()
 
     def reset(self):
@@ -126,6 +135,11 @@ class TicDecoder:
         self._pred = None    # record expected next (or None)
         self._prev = None    # record of the previous accepted group (or None)
         self.mode = self._cfg   # mode of the last frame returned (AUTO until then)
+
+    @property
+    def in_frame(self):
+        """True between an STX and the end of that frame (ETX, EOT, new STX)."""
+        return self._inf
 
     @property
     def stats(self):
@@ -391,14 +405,20 @@ class TicDecoder:
         self._st = _SKIP
         return self._skip(b, lim, n)
 
-    def decode(self, buf, start=0):
-        """Consume bytes from ``buf[start:]``: returns ``(used, frame)`` as soon
-        as a frame ends (``frame`` is ``self.frame``), else ``(all, None)``."""
+    def decode(self, buf, start=0, end=None):
+        """Consume bytes from ``buf[start:end]`` (``end`` defaults to
+        ``len(buf)``; pass it to decode part of a preallocated read buffer
+        without copying): returns ``(used, frame)`` as soon as a frame ends
+        (``frame`` is ``self.frame``), else ``(end - start, None)``."""
         if not isinstance(buf, (bytes, bytearray)):
             if not isinstance(buf, memoryview):
                 raise UsageError('decode() needs bytes, bytearray or memoryview')
-            buf = bytes(buf)
+            buf = bytes(buf)    # a copy: memoryview has no find()
         n = len(buf)
+        if end is not None:
+            if end < 0 or end > n:
+                raise UsageError('end out of range')
+            n = end
         if start < 0 or start > n:
             raise UsageError('start out of range')
         if start == n:
@@ -424,7 +444,7 @@ class TicDecoder:
                     # fast path: the expected label with exactly the bytes it
                     # had last time (validated then): reuse its tuple
                     raw = pred[_R_RAW]
-                    if raw is not None and buf.startswith(raw, a):
+                    if raw is not None and buf.startswith(raw, a, n):
                         if inf:
                             if fmode != pred[_R_MODE]:
                                 if fmode:
