@@ -131,7 +131,12 @@ def run_cmd(args):
             from rich.live import Live
             from rich.console import Console
             console = Console()
-            with Live(get_renderable=lambda: render(model, list(log), info=info, width=console.width),
+            def view():
+                tic = sum(st["bytes"] for st in emu.tic_stats().values())
+                extra = "%s  TIC bytes served %d  gateway restarts %d" % (info, tic, emu.restarts)
+                return render(model, list(log), info=extra, width=console.width)
+
+            with Live(get_renderable=view,
                       console=console, refresh_per_second=4, redirect_stdout=True,
                       redirect_stderr=True, screen=False) as live:
                 while emu.running() and (deadline is None or time.monotonic() < deadline):

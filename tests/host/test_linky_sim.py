@@ -258,3 +258,24 @@ def _env(root):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(root / "host"), str(root)])
     return env
+
+
+@pytest.mark.parametrize("colour", [2, 3])
+def test_tempo_mobile_peak_days(colour):
+    """White/red Tempo days run as mobile peaks PM1/PM2 (06:00 -> 06:00): STGE bits 30-31,
+    DPMx/FPMx with a blank season letter, all accepted by the decoder."""
+    probe = LinkySim(mode="standard", phases=1, tariff="tempo", seed=6)
+    day = next(d for d in range(20089, 20089 + 90) if probe._tempo_colour(d) == colour)
+    start = day * 86400 + 9 * 3600                 # 10:00 local (UTC+1) on that Tempo day
+    sim = LinkySim(mode="standard", phases=1, tariff="tempo", seed=6, start=start)
+    (fr,), stats = decode_all(sim.frame(0))
+    assert stats["checksum_errors"] == 0 and fr[1] == 0
+    g = fr[2]
+    k = colour - 1
+    assert int(g["STGE"][0], 16) >> 30 == k
+    assert (int(g["STGE"][0], 16) >> 24) & 3 == colour
+    assert g["DPM%d" % k][1][0] == " " and g["DPM%d" % k][1][7:] == "060000"
+    assert g["FPM%d" % k][1][0] == " " and g["FPM%d" % k][1][7:] == "060000"
+    hist = LinkySim(mode="historic", phases=1, tariff="tempo", seed=6, start=start)
+    (hf,), _ = decode_all(hist.frame(0))
+    assert hf[2]["PTEC"][0] == "HPJ" + ("W" if colour == 2 else "R")
