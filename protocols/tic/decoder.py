@@ -435,6 +435,7 @@ class TicDecoder:
         inf = self._inf
         fmode = self._fmode
         nk = self._nk
+        nkmax = FRAME_MAX_GROUPS - self.frame.invalid
         ng = 0
         while p < n:
             x = buf[p]
@@ -451,7 +452,7 @@ class TicDecoder:
                                     raw = None
                                 else:
                                     fmode = pred[_R_MODE]
-                            if nk >= FRAME_MAX_GROUPS:
+                            if nk >= nkmax:    # let _check() close the frame
                                 raw = None
                         if raw is not None:
                             if inf:
@@ -472,6 +473,7 @@ class TicDecoder:
                 inf = self._inf
                 fmode = self._fmode
                 nk = self._nk
+                nkmax = FRAME_MAX_GROUPS - self.frame.invalid
             elif x >= 32 or x == _HT:
                 q = _scan(buf, p + 1, n)
                 c[_GARBAGE] += q - p
@@ -504,6 +506,7 @@ class TicDecoder:
                 inf = self._inf
                 fmode = self._fmode
                 nk = self._nk
+                nkmax = FRAME_MAX_GROUPS - self.frame.invalid
         self._pred = pred
         self._fmode = fmode
         self._nk = nk

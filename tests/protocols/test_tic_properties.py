@@ -170,6 +170,20 @@ def test_frame_without_etx_is_bounded():
     assert d.stats["frames_overflow"] == 1 and d.stats["frames"] == 0
 
 
+@given(st.integers(0, 9), st.integers(1, 9))
+def test_frame_overflow_is_chunking_invariant(bad, chunk):
+    # 162 segments (bad of them rejected): the frame overflows whatever the path
+    # (cached groups in one buffer, or groups split across 1-byte chunks)
+    good = encode_group("PAPP", "00380", HISTORIC)
+    data = (encode_frame([("ADCO", "021861348497")], HISTORIC)          # warm the cache
+            + b"\x02" + good * (FRAME_MAX_GROUPS - 10) + b"\nPAPP 00380 X\r" * bad
+            + good * (12 - bad) + b"\x03")
+    ref_d, ref = decode_chunks(data, [])
+    d, got = decode_chunks(data, [chunk])
+    assert got == ref and d.stats == ref_d.stats
+    assert ref_d.stats["frames_overflow"] == 1 and len(ref) == 1
+
+
 def test_decode_returns_at_each_etx():
     f1 = encode_frame([("ADCO", "021861348497"), ("PAPP", "00380")], HISTORIC)
     f2 = encode_frame([("ADSC", "041776199277"), ("VTIC", "02")], STANDARD)
