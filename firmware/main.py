@@ -1,15 +1,18 @@
-# main.py - board entry point: config -> HAL -> gateway.  MIT license.
-# Files live in the board root (the current directory): config.json, secrets.json,
-# board.json (optional) and, on the emulated board, emu.json or env PASSERELLE_EMU.
+# main.py - board entry point: board root files -> HAL -> gateway.  MIT license.
+# The board root (current directory) holds config.json, secrets.json, board.json
+# (optional) and, on the emulated board, emu.json (or env PASSERELLE_EMU).
 import asyncio
 import sys
 
 import hal
-from gw import app, config
+from gw import app
 
-cfg, secrets, errors = config.load("config.json", "secrets.json")
-options, err = app.emu_options(".")
-board = config.read_json("board.json")[0]
-gateway = app.Gateway(cfg, secrets, hal.open(board, options), errors + ([err] if err else []))
-if not asyncio.run(gateway.run()):
+cfg, secrets, board, options, errors = app.read_board_root(".")
+board_hal = hal.open(board, options)
+try:
+    ok = asyncio.run(app.Gateway(cfg, secrets, board_hal, errors).run())
+except Exception as e:  # noqa: BLE001 - outside the supervised jobs: reset, never sit in the REPL
+    print("PASSERELLE CRASH %r" % (e,))
+    board_hal.reset()
+if not ok:
     sys.exit(78)  # EX_CONFIG: the PASSERELLE BOOT line lists the errors

@@ -19,8 +19,9 @@ import asyncio
 import gc
 import json
 import os
+import sys
 
-from gw import VERSION, config
+from gw import VERSION
 from gw.discovery import Discovery
 from gw.log import Log
 from gw.sched import Supervisor
@@ -30,34 +31,61 @@ _NET_CHECK_S = 5
 _CONFIG_EXIT = 78  # EX_CONFIG, used by main.py
 
 
-def emu_options(root="."):
-    """Options of the emulated board: env PASSERELLE_EMU (JSON), else <root>/emu.json.
+def _unload(name):
+    """Forget a module that is needed only at boot (gw.config: ~15 KB of heap on the
+    64-bit unix port).  The next import loads it again."""
+    sys.modules.pop(name, None)
+    pkg, attr = name.rsplit(".", 1)
+    parent = sys.modules.get(pkg)
+    if parent is not None and attr in dir(parent):
+        delattr(parent, attr)
 
-    Returns (options dict, error message or None).  On a real board neither exists.
+
+def read_board_root(root="."):
+    """Everything main.py needs from the board root -> (cfg, secrets, board, options, errors).
+
+    config.json / secrets.json (gw.config.load), board.json (optional, from boards/<B>/)
+    and the emulated board's options: env PASSERELLE_EMU (JSON), else <root>/emu.json.
+    Never raises: problems are returned as messages for the boot report.
     """
-    text = None
+    from gw import config
+
+    def path(name):
+        return name if root == "." else root + "/" + name
+
+    cfg, secrets, errors = config.load(path("config.json"), path("secrets.json"))
+    board = config.read_json(path("board.json"))[0]
     getenv = getattr(os, "getenv", None)
-    if getenv is not None:
-        text = getenv("PASSERELLE_EMU")
+    text = getenv("PASSERELLE_EMU") if getenv is not None else None
     if text:
+        where = "PASSERELLE_EMU"
         try:
-            opts = json.loads(text)
+            options = json.loads(text)
         except ValueError:
-            return {}, "PASSERELLE_EMU: invalid JSON"
-        return (opts, None) if isinstance(opts, dict) else ({}, "PASSERELLE_EMU: expected an object")
-    opts, err = config.read_json(root + "/emu.json")
-    if err:
-        return {}, None if err.endswith("file not found") else err
-    return (opts, None) if isinstance(opts, dict) else ({}, "emu.json: expected an object")
+            options = {}
+            errors.append(where + ": invalid JSON")
+    else:
+        where = path("emu.json")
+        options, err = config.read_json(where)
+        if err and not err.endswith("file not found"):
+            errors.append(err)
+    if options is not None and not isinstance(options, dict):
+        errors.append(where + ": expected a JSON object")
+        options = None
+    return cfg, secrets, board if isinstance(board, dict) else None, options or {}, errors
 
 
 class Gateway:
     def __init__(self, cfg, secrets, hal, errors=(), client_factory=None):
         self.hal = hal
+        from gw import config
+
         board = hal.board if hal.board.get("pins") else None
         self.cfg, errs = config.validate(cfg, secrets, board)
         self.secrets = config.validate_secrets(secrets)[0]
         self.errors = list(errors) + errs
+        config = None
+        _unload("gw.config")
         self.log = Log(self.cfg["log_level"])
         self.disc = Discovery(self.cfg, hal.name, VERSION)
         self._client_factory = client_factory
@@ -151,7 +179,10 @@ class Gateway:
                                self.sup.stats(), hal.ticks_diff(now, self._online_ms))
             if hal.ticks_diff(now, last_stats) >= stats_ms:
                 last_stats = now
-                await self._publish_stats()
+                try:
+                    await self._publish_stats()
+                except (OSError, MemoryError, ValueError) as e:
+                    self.log.exception("gw", "stats not published", e)
                 gc.collect()
 
     async def close(self):

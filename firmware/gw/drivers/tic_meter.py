@@ -24,7 +24,7 @@
 import asyncio
 import json
 
-_BUF_SIZE = 512
+_BUF_SIZE = 256  # small: reads usually fill it, so the decoder gets it without a copy
 _MAX_WH_PER_S = 100  # 360 kW: far above any TIC meter, catches corrupted digits
 _SLACK_S = 10
 _TRI_VOTES = 2
