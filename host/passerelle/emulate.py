@@ -12,8 +12,14 @@
 4. runs ``micropython -X heapsize=<h> main.py`` from the board root with
    ``MICROPYPATH=.frozen:<root>/lib`` and ``PASSERELLE_EMU={"uart": {"<id>": port}}``,
    forwarding each output line (with a prefix) to ``on_line``/stdout;
-5. ``stop()``: SIGINT, then SIGTERM, then SIGKILL (with timeouts), stops the TIC
+5. restarts the firmware when it exits with hal.unix's board-reset codes (75 watchdog,
+   76 reset), as a board reboots;
+6. ``stop()``: SIGINT, then SIGTERM, then SIGKILL (with timeouts), stops the TIC
    servers and removes the temp root.
+
+``passerelle emulate`` exits 0 after ``--duration``, 130 on Ctrl-C, non-zero when the
+firmware exited by itself (its code, else 1) or the board reset during the run (1),
+2 when it could not start (bad config, build error).
 """
 
 import collections
@@ -395,5 +401,9 @@ def run_emulate(args):
     rc = emu.stop()
     if crashed:
         print("emulate: firmware exited on its own with code %s" % rc, file=sys.stderr)
-        return rc if rc else 1
+        return rc if rc and rc > 0 else 1
+    if emu.restarts:
+        print("emulate: the board reset %d time(s) (watchdog / crash / reset)" % emu.restarts,
+              file=sys.stderr)
+        return 1
     return 130 if interrupted else 0

@@ -163,6 +163,10 @@ def run_cmd(args):
     if crashed:
         print("run: the firmware exited on its own (code %s)" % code, file=sys.stderr)
         rc = 1
+    elif emu is not None and emu.restarts:
+        print("run: the board reset %d time(s) (watchdog / crash / reset)" % emu.restarts,
+              file=sys.stderr)
+        rc = 1
     if model is not None:
         _, entities, _, c, ndisc = model.snapshot()
         print("run: %d messages, %d state updates, %d entities, %d discovery configs"
