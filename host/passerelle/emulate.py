@@ -36,7 +36,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import project_root as _project_root
-from .build import build_mpy
+from .build import BuildError, build_mpy
 from .sim.linky import MODES, TARIFFS, LinkySim, line_rate
 from .tic_server import TicServer, capture_stream
 
@@ -385,7 +385,7 @@ def run_emulate(args):
     try:
         emu = emulation_from_args(args, broker=args.broker)
         emu.start()
-    except (EmulationError, ValueError, OSError) as exc:
+    except (EmulationError, BuildError, ValueError, OSError) as exc:
         print("emulate: %s" % exc, file=sys.stderr)
         return 2
     tics = ", ".join("uart %s <- 127.0.0.1:%d" % (u, s.port) for u, s in emu.servers.items())
