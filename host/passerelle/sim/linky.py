@@ -32,14 +32,7 @@ import random
 import sys
 import time
 
-try:
-    from protocols.tic import HISTORIC, STANDARD, encode_frame
-except ImportError as _exc:     # `passerelle` run from the venv's bin/: the checkout is not on sys.path
-    if _exc.name not in ("protocols", "protocols.tic"):
-        raise
-    from .. import project_root as _root
-    sys.path.append(str(_root()))
-    from protocols.tic import HISTORIC, STANDARD, encode_frame
+from protocols.tic import HISTORIC, STANDARD, encode_frame
 
 MODES = ("historic", "standard")
 TARIFFS = ("base", "hc", "tempo")
