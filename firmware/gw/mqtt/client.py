@@ -201,6 +201,7 @@ class MQTTClient:
             except OSError:
                 pass
             await link.close()
+        self._wake()
         if self._runner is not None:
             try:
                 await asyncio.wait_for(self._done.wait(), 2)
@@ -285,7 +286,7 @@ class MQTTClient:
         reader = asyncio.create_task(self._read_loop(link))
         try:
             if self._subs:
-                await self._subscribe_now(link, self._subs)
+                await self._subscribe_now(link, list(self._subs))
             if self.on_connect is not None:
                 try:
                     await self.on_connect(self)
@@ -308,7 +309,12 @@ class MQTTClient:
         if not self._closing:
             self.last_error = link.reason
         await link.close()
-        for w in self._waiters.values():    # SUBACK waiters: give up now
+        self._wake()
+
+    def _wake(self):
+        """Link lost or closing: SUBACK/UNSUBACK waiters give up now, queue waiters
+        re-check."""
+        for w in self._waiters.values():
             w[0].set()
         self._slot.set()
 
@@ -331,6 +337,7 @@ class MQTTClient:
                     self.stats["pings"] += 1
                     await link.send(encode.PINGREQ, self.write_timeout_ms)
             await self._resend_overdue(link, gen, now)
+            self._slot.set()                # lets _make_room() check its deadline
             try:
                 await asyncio.wait_for(link.down.wait(), tick / 1000)
             except asyncio.TimeoutError:
@@ -352,17 +359,17 @@ class MQTTClient:
                 return pid
 
     async def _make_room(self):
+        # Online, wait up to ack_timeout_ms for a PUBACK to free a slot.  The deadline
+        # costs no timer task per wait: _slot is set by every PUBACK, by link loss and
+        # by every supervisor tick, and the deadline is checked on each wake-up.
+        t0 = ticks_ms()
         while len(self._pending) >= self.max_pending:
-            if self.connected:
+            if self.connected and ticks_diff(ticks_ms(), t0) < self.ack_timeout_ms:
                 self._slot.clear()
-                try:
-                    await asyncio.wait_for(self._slot.wait(), self.ack_timeout_ms / 1000)
-                    continue
-                except asyncio.TimeoutError:
-                    pass
-            if len(self._pending) >= self.max_pending:
-                self._pending.pop(0)
-                self.stats["dropped_qos1"] += 1
+                await self._slot.wait()
+                continue
+            self._pending.pop(0)
+            self.stats["dropped_qos1"] += 1
 
     async def _transmit(self, link, e):
         """(Re)send one queued QoS1 message on ``link``; raises OSError."""
@@ -466,6 +473,7 @@ class MQTTClient:
         except Exception as e:          # supervisor of this task: count it, drop the link
             self.stats["errors"] += 1
             link.fail("reader: %r" % (e,))
+        self._wake()
 
     async def _on_publish(self, link, p):
         self.stats["received"] += 1
