@@ -56,6 +56,8 @@ def encode_frame(groups, mode):
     (2-tuples ``(label, value)`` are accepted too)."""
     parts = [STX]
     for g in groups:
+        if not isinstance(g, (tuple, list)):
+            raise UsageError('groups are (label, value[, horodate]) tuples')
         if len(g) == 2:
             parts.append(encode_group(g[0], g[1], mode))
         elif len(g) == 3:

@@ -37,6 +37,10 @@ def test_misuse_raises_documented_errors():
     with pytest.raises(EncodeError):
         encode_group("NGTF", "é", STANDARD)
     with pytest.raises(UsageError):
+        encode_frame([("PAPP",)], HISTORIC)
+    with pytest.raises(UsageError):
+        encode_frame([5], HISTORIC)
+    with pytest.raises(UsageError):
         stge.decode("12345")
     with pytest.raises(UsageError):
         stge.decode("0000000G")
