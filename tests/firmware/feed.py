@@ -131,7 +131,8 @@ class Recorder:
     def _on_message(self, client, userdata, msg):
         with self._lock:
             self.last[msg.topic] = msg.payload
-            self.retained[msg.topic] = msg.retain
+            # sticky: True once the broker delivered a retained copy (live ones follow)
+            self.retained[msg.topic] = self.retained.get(msg.topic, False) or msg.retain
             self.history.append((msg.topic, msg.payload))
 
     def get(self, topic):
