@@ -7,7 +7,9 @@
 #   used, p = d.decode(buf, start, end)                    # see decode.py for the contract
 #
 # Errors: protocols.errors.MalformedPacket (decode, wire data), UsageError and
-# EncodeError (encoders, arguments).  QoS 2 flows are decoded but not driven.
+# EncodeError (encoders, arguments).  QoS 2 packets are decoded but not driven.
+# The broker side (decoding CONNECT/SUBSCRIBE/..., encoding CONNACK/SUBACK/...) is
+# protocols.mqtt.server, imported explicitly by tests and fake brokers only.
 
 from . import encode  # noqa: F401
 from .decode import MQTTDecoder  # noqa: F401

@@ -15,7 +15,11 @@
 # the broker would redeliver it forever).  Per packet the only allocations are the
 # decoded fields (topic str, payload bytes, ...); nothing is allocated per byte.
 #
-# Failure model: a packet that breaks MQTT 3.1.1 (reserved type, wrong fixed-header
+# Client side: MQTTDecoder rejects the packet types only a client sends (CONNECT,
+# SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT); server.MQTTServerDecoder (brokers,
+# tests) accepts and parses every type.
+#
+# Failure model: a packet that breaks MQTT 3.1.1 (unexpected type, wrong fixed-header
 # flags, remaining length over 4 bytes or impossible for the type, topic or string
 # length beyond the packet, ill-formed UTF-8, U+0000, wildcard in a topic name,
 # packet id 0, QoS 3, reserved CONNECT/CONNACK bits, bad SUBACK code, bytes left over)
@@ -27,9 +31,8 @@
 
 from ..errors import MalformedPacket, UsageError
 from ..compat import const
-from .packets import (Packet, CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP,
-                      SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, PINGRESP, DISCONNECT)
-from .text import filter_ok, valid_utf8
+from .packets import Packet, CONNECT, CONNACK, PUBLISH, PUBREL, SUBSCRIBE, SUBACK, UNSUBSCRIBE
+from .text import valid_utf8
 
 _S_TYPE = const(0)    # waiting for the first byte of a fixed header
 _S_LEN = const(1)     # inside the remaining-length varint
@@ -37,6 +40,9 @@ _S_BODY = const(2)    # inside the body
 
 # Minimum remaining length per type (index = type); -1: reserved type.
 _MIN_LEN = (-1, 12, 2, 3, 2, 2, 2, 2, 6, 3, 5, 2, 0, 0, 0, -1)
+# Packet types a client may receive (bit per type): not CONNECT, SUBSCRIBE,
+# UNSUBSCRIBE, PINGREQ, DISCONNECT.  MQTTServerDecoder accepts all 14.
+_TO_CLIENT = const(0b0010101011111100)
 # Types whose remaining length is exact (equal to _MIN_LEN).
 _FIXED = (False, False, True, False, True, True, True, True, False, False, False, True,
           True, True, True, False)
@@ -49,6 +55,8 @@ class MQTTDecoder:
     packets (returned, truncated included), malformed, oversize (skipped, larger than
     max_packet), bytes (consumed).
     """
+
+    _accept = _TO_CLIENT
 
     def __init__(self, max_packet=4096):
         if not isinstance(max_packet, int) or max_packet < 16:
@@ -111,8 +119,8 @@ class MQTTDecoder:
             if st == _S_TYPE:
                 t = c >> 4
                 f = c & 15
-                if _MIN_LEN[t] < 0:
-                    self._fail("reserved packet type %d" % t, i - start)
+                if not (self._accept >> t) & 1:
+                    self._fail("packet type %d not expected here" % t, i - start)
                 if t == PUBLISH:
                     if f & 6 == 6:
                         self._fail("PUBLISH with QoS 3", i - start)
@@ -179,25 +187,8 @@ class MQTTDecoder:
                     self._fail("bad SUBACK code 0x%02x" % mv[j], used)
                 j += 1
             p.codes = bytes(mv[2:n])
-        elif t == SUBSCRIBE or t == UNSUBSCRIBE:
-            p.pid = self._pid(0, used)
-            topics = []
-            j = 2
-            while j < n:
-                f = self._string(j, n, used)
-                j = self._j
-                if not filter_ok(f):
-                    self._fail("bad topic filter", used)
-                if t == SUBSCRIBE:
-                    if j >= n or mv[j] > 2:
-                        self._fail("bad requested QoS", used)
-                    topics.append((f, mv[j]))
-                    j += 1
-                else:
-                    topics.append(f)
-            p.topics = topics
-        elif t == CONNECT:
-            self._connect(p, n, used)
+        elif t == CONNECT or t == SUBSCRIBE or t == UNSUBSCRIBE:
+            self._parse_client(p, t, n, used)       # MQTTServerDecoder only
         elif n == 2:     # PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK
             p.pid = self._pid(0, used)
         self.stats["packets"] += 1
@@ -229,15 +220,6 @@ class MQTTDecoder:
         self._j = k
         return s
 
-    def _binary(self, j, n, used):
-        if j + 2 > n:
-            self._fail("data length beyond the packet", used)
-        k = j + 2 + ((self._mv[j] << 8) | self._mv[j + 1])
-        if k > n:
-            self._fail("data beyond the packet", used)
-        self._j = k
-        return bytes(self._mv[j + 2:k])
-
     def _publish(self, p, n, truncated, used):
         """Parse a PUBLISH body of n bytes held in the buffer.  For a truncated one
         (only the first n bytes are held) return False when the header did not fit."""
@@ -264,36 +246,3 @@ class MQTTDecoder:
         p.truncated = truncated
         p.payload = None if truncated else bytes(mv[j:n])
         return True
-
-    def _connect(self, p, n, used):
-        mv = self._mv
-        if bytes(mv[0:6]) != b"\x00\x04MQTT":
-            self._fail("protocol name is not MQTT", used)
-        p.level = mv[6]
-        fl = mv[7]
-        if fl & 1:
-            self._fail("reserved CONNECT flag", used)
-        wq = (fl >> 3) & 3
-        if wq == 3 or (not fl & 4 and fl & 0x38):
-            self._fail("bad will flags", used)
-        if fl & 0x40 and not fl & 0x80:
-            self._fail("password without user name", used)
-        p.clean = bool(fl & 2)
-        p.keepalive = (mv[8] << 8) | mv[9]
-        p.client_id = self._string(10, n, used)
-        j = self._j
-        if fl & 4:
-            wt = self._string(j, n, used)
-            if not wt or "+" in wt or "#" in wt:
-                self._fail("bad will topic", used)
-            wp = self._binary(self._j, n, used)
-            j = self._j
-            p.will = (wt, wp, bool(fl & 0x20), wq)
-        if fl & 0x80:
-            p.user = self._string(j, n, used)
-            j = self._j
-        if fl & 0x40:
-            p.password = self._binary(j, n, used)
-            j = self._j
-        if j != n:
-            self._fail("bytes left over in CONNECT", used)

@@ -1,9 +1,11 @@
 # protocols/mqtt/encode.py  MQTT 3.1.1 packet encoders: each packet built in one buffer.
 # SPDX-License-Identifier: MIT
 #
-# Every encoder returns the whole packet as ONE bytes/bytearray, allocated once at
-# its exact size, so that a client writes it with a single socket write (several
-# small writes per packet are what trips Nagle + delayed ACK: 44 ms per QoS1 publish).
+# Client -> server packets, and the QoS acks (both ways); server.py has the server ->
+# client ones.  Every encoder returns the whole packet as ONE bytes/bytearray,
+# allocated once at its exact size, so that a client writes it with a single socket
+# write (several small writes per packet trip Nagle + delayed ACK: 44 ms per QoS1
+# publish).
 # Errors: UsageError for an argument of the wrong type/range (qos 3, pid 0 ...),
 # EncodeError for a value that cannot go on the wire (topic with a wildcard or NUL,
 # string over 65535 bytes, packet over 268435455 bytes).  Nothing else is raised.
@@ -13,7 +15,6 @@ from .packets import MAX_REMAINING
 from .text import filter_ok, valid_utf8
 
 PINGREQ = b"\xc0\x00"
-PINGRESP = b"\xd0\x00"
 DISCONNECT = b"\xe0\x00"
 
 _PROTO = b"\x00\x04MQTT\x04"   # protocol name + level 4 (3.1.1)
@@ -192,10 +193,6 @@ def pubcomp(pid):
     return _ack(0x70, pid)
 
 
-def unsuback(pid):
-    return _ack(0xB0, pid)
-
-
 def subscribe(pid, topics):
     """SUBSCRIBE; topics: non-empty list of (filter, qos)."""
     _pid(pid)
@@ -235,27 +232,4 @@ def unsubscribe(pid, filters):
     i += 2
     for b in enc:
         i = _put_bytes(buf, i, b)
-    return buf
-
-
-# --- server -> client packets (tests, fake brokers) --------------------------
-
-def connack(session_present=False, code=0):
-    if not isinstance(code, int) or code < 0 or code > 255:
-        raise UsageError("connack code must be 0..255")
-    return bytes((0x20, 2, 1 if session_present else 0, code))
-
-
-def suback(pid, codes):
-    """SUBACK; codes: granted QoS (0..2) or 0x80 per filter."""
-    _pid(pid)
-    if not codes:
-        raise UsageError("suback needs at least one return code")
-    for c in codes:
-        if c not in (0, 1, 2, 0x80):
-            raise UsageError("suback code must be 0, 1, 2 or 0x80")
-    buf, i = _header(0x90, 2 + len(codes))
-    buf[i] = pid >> 8
-    buf[i + 1] = pid & 0xFF
-    buf[i + 2:] = bytes(codes)
     return buf

@@ -80,9 +80,6 @@ class Packet:
                 return False
         return True
 
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
     def __repr__(self):
         t = self.type
         s = "<%s" % NAMES[t & 15]

@@ -89,11 +89,19 @@ def describe(p):
     return " ".join("%s=%s" % (k, _fmt(getattr(p, k))) for k in Packet.__slots__)
 
 
+# Client-only packet types: the client-side MQTTDecoder refuses them.
+CLIENT_REJECTS = ("connect_min", "connect_full", "subscribe", "unsubscribe", "pingreq",
+                  "disconnect")
+
+
 def run_cases(out):
     from protocols.errors import MalformedPacket
     from protocols.mqtt import MQTTDecoder
-    for name, h in VALID + MALFORMED:
-        d = MQTTDecoder(256)
+    from protocols.mqtt.server import MQTTServerDecoder
+    cases = [(n, h, MQTTServerDecoder) for n, h in VALID + MALFORMED]
+    cases += [("client_" + n, h, MQTTDecoder) for n, h in VALID if n in CLIENT_REJECTS]
+    for name, h, cls in cases:
+        d = cls(256)
         data = unhex(h)
         try:
             used, p = d.decode(data)

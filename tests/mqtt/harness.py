@@ -15,7 +15,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 
 from protocols.errors import MalformedPacket
-from protocols.mqtt import MQTTDecoder, encode
+from protocols.mqtt import encode, server
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).resolve().parent / "client_driver.py"
@@ -231,7 +231,7 @@ class FakeBroker:
 
     def _session(self, s, n):
         s.settimeout(5)
-        d = MQTTDecoder(1024)
+        d = server.MQTTServerDecoder(1024)
         while True:
             data = s.recv(4096)
             if not data:
@@ -245,11 +245,11 @@ class FakeBroker:
                 self.log.append((n, (p.type, p.pid, p.dup, p.topic,
                                      p.payload.decode() if p.payload is not None else None)))
                 if p.type == 1:
-                    s.sendall(encode.connack(n > 1 and not p.clean, 0))
+                    s.sendall(server.connack(n > 1 and not p.clean, 0))
                 elif p.type == 8:
-                    s.sendall(encode.suback(p.pid, [q for _, q in p.topics]))
+                    s.sendall(server.suback(p.pid, [q for _, q in p.topics]))
                 elif p.type == 12:
-                    s.sendall(encode.PINGRESP)
+                    s.sendall(server.PINGRESP)
                 elif p.type == 14:
                     return
                 elif p.type == 3:

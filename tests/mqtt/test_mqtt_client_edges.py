@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from gw.mqtt.client import MQTTClient
-from protocols.mqtt import MQTTDecoder, encode
+from protocols.mqtt import encode, server
 
 
 class Server:
@@ -28,7 +28,7 @@ class Server:
 
     async def _handle(self, r, w):
         self.conns += 1
-        d = MQTTDecoder(4096)
+        d = server.MQTTServerDecoder(4096)
         try:
             while True:
                 data = await r.read(4096)
@@ -56,13 +56,13 @@ class Server:
 def accept_all(srv, p, w):
     """Default broker behaviour: CONNACK, SUBACK, PUBACK, PINGRESP."""
     if p.type == 1:
-        w.write(encode.connack(False, 0))
+        w.write(server.connack(False, 0))
     elif p.type == 3 and p.qos == 1:
         w.write(encode.puback(p.pid))
     elif p.type == 8:
-        w.write(encode.suback(p.pid, [q for _, q in p.topics]))
+        w.write(server.suback(p.pid, [q for _, q in p.topics]))
     elif p.type == 12:
-        w.write(encode.PINGRESP)
+        w.write(server.PINGRESP)
 
 
 def scripted(fn):
@@ -97,7 +97,7 @@ def test_backoff_is_capped_exponential_with_jitter():
 
 def test_refused_connack_is_counted_and_retried_with_backoff():
     async def main():
-        srv = await Server(scripted(lambda s, p, w: w.write(encode.connack(False, 5)))).start()
+        srv = await Server(scripted(lambda s, p, w: w.write(server.connack(False, 5)))).start()
         c = MQTTClient("127.0.0.1", srv.port, "x", backoff_min_ms=100, backoff_max_ms=200)
         t = asyncio.create_task(c.run())
         await asyncio.sleep(1.0)

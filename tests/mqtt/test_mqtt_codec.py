@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from protocols.errors import EncodeError, MalformedPacket, UsageError
-from protocols.mqtt import MQTTDecoder, encode, PUBLISH, PUBACK, CONNECT
+from protocols.mqtt import MQTTDecoder, encode, server, PUBLISH, PUBACK, CONNECT
+from protocols.mqtt.server import MQTTServerDecoder
 from tests.mqtt import codec_cases
 
 HERE = Path(__file__).resolve().parent
@@ -27,12 +28,12 @@ ENCODED = {
     "subscribe": lambda: encode.subscribe(1, [("a/#", 1), ("a/+/c", 0)]),
     "unsubscribe": lambda: encode.unsubscribe(1, ["a/#"]),
     "pingreq": lambda: encode.PINGREQ,
-    "pingresp": lambda: encode.PINGRESP,
+    "pingresp": lambda: server.PINGRESP,
     "disconnect": lambda: encode.DISCONNECT,
-    "connack": lambda: encode.connack(True, 0),
-    "connack_refused": lambda: encode.connack(False, 5),
-    "suback": lambda: encode.suback(1, [1, 0x80, 2]),
-    "unsuback": lambda: encode.unsuback(9),
+    "connack": lambda: server.connack(True, 0),
+    "connack_refused": lambda: server.connack(False, 5),
+    "suback": lambda: server.suback(1, [1, 0x80, 2]),
+    "unsuback": lambda: server.unsuback(9),
 }
 
 
@@ -40,7 +41,7 @@ ENCODED = {
 def test_known_answer_encode_and_decode(name, hexdata):
     data = codec_cases.unhex(hexdata)
     assert bytes(ENCODED[name]()) == data
-    d = MQTTDecoder(256)
+    d = MQTTServerDecoder(256)
     used, p = d.decode(data)
     assert used == len(data) and p is not None
     assert d.stats["packets"] == 1 and d.stats["bytes"] == len(data)
@@ -49,7 +50,7 @@ def test_known_answer_encode_and_decode(name, hexdata):
 @pytest.mark.parametrize("name,hexdata", codec_cases.MALFORMED,
                          ids=[c[0] for c in codec_cases.MALFORMED])
 def test_malformed_is_rejected_counted_and_resets(name, hexdata):
-    d = MQTTDecoder(256)
+    d = MQTTServerDecoder(256)
     data = codec_cases.unhex(hexdata)
     with pytest.raises(MalformedPacket) as ei:
         d.decode(data)
@@ -95,11 +96,11 @@ def test_oversize_publish_is_skipped_but_reported_for_ack():
 
 
 def test_oversize_non_publish_is_skipped_silently():
-    d = MQTTDecoder(16)
+    d = MQTTServerDecoder(16)
     sub = bytes(encode.subscribe(5, [("a/" + "x" * 40, 1)]))
     used, p = d.decode(sub + b"\xc0\x00")
     assert p is None and used == len(sub)
-    assert d.decode(b"\xc0\x00")[1].type == 12
+    assert d.decode(b"\xc0\x00")[1].type == 12       # PINGREQ
     assert d.stats["oversize"] == 1
 
 
@@ -111,7 +112,7 @@ def test_decode_with_start_and_end_reads_only_that_window():
 
 
 def test_connect_fields():
-    d = MQTTDecoder(256)
+    d = MQTTServerDecoder(256)
     _, p = d.decode(encode.connect("gw-1", 45, False, ("s/t", "offline", True, 1), "bob", "pw"))
     assert (p.type, p.client_id, p.keepalive, p.clean, p.will, p.user, p.password, p.level) == (
         CONNECT, "gw-1", 45, False, ("s/t", b"offline", True, 1), "bob", b"pw", 4)
@@ -136,11 +137,20 @@ def test_connect_fields():
     (lambda: encode.subscribe(1, [("a+", 0)]), EncodeError),
     (lambda: encode.subscribe(1, []), UsageError),
     (lambda: encode.unsubscribe(1, "a/b"), UsageError),
-    (lambda: encode.suback(1, [3]), UsageError),
+    (lambda: server.suback(1, [3]), UsageError),
 ])
 def test_encoder_argument_errors(call, err):
     with pytest.raises(err):
         call()
+
+
+@pytest.mark.parametrize("name", codec_cases.CLIENT_REJECTS)
+def test_client_decoder_refuses_client_only_packets(name):
+    data = codec_cases.unhex(dict(codec_cases.VALID)[name])
+    d = MQTTDecoder(256)
+    with pytest.raises(MalformedPacket) as ei:
+        d.decode(data)
+    assert ei.value.used == 1 and "not expected" in ei.value.reason
 
 
 def test_codec_identical_on_micropython(run_micropython):

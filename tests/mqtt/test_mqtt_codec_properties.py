@@ -4,7 +4,8 @@ under garbage, only MalformedPacket on bad wire data, chunking-independent resul
 from hypothesis import given, strategies as st
 
 from protocols.errors import MalformedPacket
-from protocols.mqtt import MQTTDecoder, Packet, encode
+from protocols.mqtt import MQTTDecoder, Packet, encode, server
+from protocols.mqtt.server import MQTTServerDecoder
 
 # Topic text: any Unicode scalar except NUL and surrogates (ill-formed in UTF-8).
 _chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
@@ -54,7 +55,7 @@ def packets(draw):
     if kind == "ack":
         first, fn = draw(st.sampled_from([(0x40, encode.puback), (0x50, encode.pubrec),
                                           (0x62, encode.pubrel), (0x70, encode.pubcomp),
-                                          (0xB0, encode.unsuback)]))
+                                          (0xB0, server.unsuback)]))
         pid = draw(pids)
         return fn(pid), _pkt(type=first >> 4, flags=first & 15, pid=pid)
     if kind == "subscribe":
@@ -66,15 +67,15 @@ def packets(draw):
         fl = draw(st.lists(topic_filters(), min_size=1, max_size=4))
         return encode.unsubscribe(pid, fl), _pkt(type=10, flags=2, pid=pid, topics=fl)
     if kind == "empty":
-        data = draw(st.sampled_from([encode.PINGREQ, encode.PINGRESP, encode.DISCONNECT]))
+        data = draw(st.sampled_from([encode.PINGREQ, server.PINGRESP, encode.DISCONNECT]))
         return data, _pkt(type=data[0] >> 4)
     if kind == "connack":
         sp, code = draw(st.booleans()), draw(st.integers(0, 255))
-        return encode.connack(sp, code), _pkt(type=2, session_present=sp, code=code)
+        return server.connack(sp, code), _pkt(type=2, session_present=sp, code=code)
     if kind == "suback":
         pid = draw(pids)
         codes = draw(st.lists(st.sampled_from([0, 1, 2, 0x80]), min_size=1, max_size=6))
-        return encode.suback(pid, codes), _pkt(type=9, pid=pid, codes=bytes(codes))
+        return server.suback(pid, codes), _pkt(type=9, pid=pid, codes=bytes(codes))
     cid = draw(st.text(_chars, max_size=23))
     ka = draw(st.integers(0, 65535))
     clean = draw(st.booleans())
@@ -114,7 +115,7 @@ def feed(d, data, cuts):
 @given(st.lists(packets(), min_size=1, max_size=8), st.lists(st.integers(0, 4000)))
 def test_roundtrip_any_chunking(pkts, cuts):
     data = b"".join(bytes(p[0]) for p in pkts)
-    d = MQTTDecoder(1024)
+    d = MQTTServerDecoder(1024)
     events = feed(d, data, cuts)
     assert [e[0] for e in events] == ["pkt"] * len(pkts)
     assert [e[1] for e in events] == [p[1] for p in pkts]
@@ -125,8 +126,8 @@ def test_roundtrip_any_chunking(pkts, cuts):
 @given(st.binary(max_size=2000), st.lists(st.integers(0, 2000)),
        st.integers(16, 300))
 def test_garbage_bounded_only_documented_error_and_chunking_independent(data, cuts, maxp):
-    whole = feed(MQTTDecoder(maxp), data, [])
-    d = MQTTDecoder(maxp)
+    whole = feed(MQTTServerDecoder(maxp), data, [])
+    d = MQTTServerDecoder(maxp)
     chunked = feed(d, data, cuts)
     assert chunked == whole
     assert d.stats["malformed"] == sum(1 for e in whole if e[0] == "err")
@@ -139,7 +140,8 @@ def test_mutated_packets_decode_or_raise_malformed(pkts, data):
         i = data.draw(st.integers(0, len(raw) - 1))
         raw[i] = data.draw(st.integers(0, 255))
     cuts = data.draw(st.lists(st.integers(0, len(raw))))
-    assert feed(MQTTDecoder(512), bytes(raw), cuts) == feed(MQTTDecoder(512), bytes(raw), [])
+    raw = bytes(raw)
+    assert feed(MQTTServerDecoder(512), raw, cuts) == feed(MQTTServerDecoder(512), raw, [])
 
 
 def _reencode(p):
@@ -153,9 +155,9 @@ def _reencode(p):
     if t == 10:
         return encode.unsubscribe(p.pid, p.topics)
     if t == 2:
-        return encode.connack(p.session_present, p.code)
+        return server.connack(p.session_present, p.code)
     if t == 9:
-        return encode.suback(p.pid, p.codes)
+        return server.suback(p.pid, p.codes)
     if t in (12, 13, 14):
         return bytes((t << 4, 0))
     return bytes(((t << 4) | p.flags, 2, p.pid >> 8, p.pid & 255))
@@ -168,10 +170,24 @@ def test_whatever_decodes_reencodes_to_the_same_packet(pkts, data):
     raw = bytearray(b"".join(bytes(p[0]) for p in pkts))
     i = data.draw(st.integers(0, len(raw) - 1))
     raw[i] = data.draw(st.integers(0, 255))
-    for ev in feed(MQTTDecoder(4096), bytes(raw), []):
+    for ev in feed(MQTTServerDecoder(4096), bytes(raw), []):
         if ev[0] == "pkt":
             p = ev[1]
-            _, q = MQTTDecoder(4096).decode(_reencode(p))
+            _, q = MQTTServerDecoder(4096).decode(_reencode(p))
             if p.type == 1:         # any protocol level decodes (the broker answers
                 q.level = p.level   # CONNACK 1); our encoder only writes level 4
             assert q == p
+
+
+@given(st.lists(packets(), min_size=1, max_size=8), st.lists(st.integers(0, 4000)))
+def test_client_decoder_agrees_on_server_to_client_streams(pkts, cuts):
+    """The gateway's decoder gives exactly the server decoder's packets for what a
+    broker may send, and refuses (MalformedPacket) the client-only types."""
+    data = b"".join(bytes(p[0]) for p in pkts)
+    ev_client = feed(MQTTDecoder(1024), data, cuts)
+    ev_server = feed(MQTTServerDecoder(1024), data, [])
+    for i, pkt in enumerate(pkts):
+        if pkt[1].type in (1, 8, 10, 12, 14):
+            assert ev_client[i][0] == "err" and "not expected" in ev_client[i][1]
+            break
+        assert ev_client[i] == ev_server[i]
