@@ -29,10 +29,14 @@
 # backoff_max_ms, with "equal jitter" (half fixed, half random); it restarts from
 # zero only after a link that stayed up for _STABLE_MS.
 #
-# Every wait has a deadline; nothing blocks the event loop except getaddrinfo() of a
-# host name on MicroPython (see session.py).  No module-level mutable state.
+# Every wait inside the client has a deadline; nothing blocks the event loop except
+# getaddrinfo() of a host name on MicroPython (see session.py).  Two things are the
+# application's: on_connect is awaited as is (keep it short: each publish/subscribe
+# in it has its own deadline), and keepalive=0 turns half-open detection off.
+# No module-level mutable state: several clients can share one process.
 
 import asyncio
+import errno
 from random import getrandbits
 
 from protocols.compat import const
@@ -373,6 +377,8 @@ class MQTTClient:
 
     async def _transmit(self, link, e):
         """(Re)send one queued QoS1 message on ``link``; raises OSError."""
+        if link.dead:                       # not sent: it keeps its first-send status
+            raise OSError(errno.ENOTCONN)
         if e[2]:
             e[1][0] |= 0x08                 # DUP: it went out on an earlier attempt
             self.stats["resent"] += 1
