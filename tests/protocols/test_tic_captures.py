@@ -1,12 +1,11 @@
 """Every real capture decoded; numbers checked against VERIFICATION.txt."""
 
-import importlib.util
-
 import pytest
 
 from protocols.tic import AUTO, HISTORIC, STANDARD, TicDecoder, labels
 
-from .conftest import capture_files, read_capture
+from tests.protocols.tic_helpers import (capture_files, decode_all, load_capture_module,
+                                         read_capture)
 
 # Deviations from VERIFICATION.txt's "groups ok", each explained:
 #  rx_errors: -1 for the garbled `}PR`PzSOUSC 20 8` (passes the 6-bit checksum,
@@ -17,29 +16,6 @@ ADJUST = {"hist_3p_base__ticdecodecpp__rx_errors.bin": +1}
 RECOVERED = {b"IMAx~`w\x07PMAX 02910 2": "PMAX",
              b"ISOUSC 20Po`\x1ex\x07PTEC TH.. $": "PTEC"}
 GARBLED = b"}PR`PzSOUSC 20 8"
-
-
-def decode_all(data, mode=AUTO, chunk=0):
-    d = TicDecoder(mode)
-    out = []
-    step = chunk or len(data) or 1
-    for i in range(0, len(data), step):
-        buf = data[i:i + step]
-        p = 0
-        while p < len(buf):
-            used, f = d.decode(buf, p)
-            assert used > 0
-            p += used
-            if f is not None:
-                out.append((f.mode, dict(f.groups), f.invalid))
-    return d, out
-
-
-def _verifier(captures_dir):
-    spec = importlib.util.spec_from_file_location("verify_captures", captures_dir / "verify_captures.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize("name", capture_files())
@@ -62,7 +38,7 @@ def test_capture_frames_and_groups_match_verification(captures_dir, verification
 def test_every_group_the_verifier_accepts_is_decoded(captures_dir, name):
     """Each piece the independent verifier accepts decodes alone (except the
     garbled false accept), in a frame, with its exact value."""
-    vc = _verifier(captures_dir)
+    vc = load_capture_module(captures_dir, "verify_captures")
     data = read_capture(captures_dir, name)
     for piece in vc.CUT.split(data):
         if not piece or not vc.check_group(piece)[1] or piece == GARBLED:

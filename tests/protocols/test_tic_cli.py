@@ -9,8 +9,7 @@ import pytest
 from passerelle import cli, tic_cmd
 from protocols.tic import HISTORIC, STANDARD, encode_frame
 
-from .conftest import capture_files, read_capture
-from .test_tic_captures import decode_all
+from tests.protocols.tic_helpers import capture_files, decode_all, read_capture
 
 
 def run_cli(args, capsys):

@@ -1,17 +1,9 @@
 """The real corrupted fragments of error_fragments.py, each classified."""
 
-import importlib.util
-
 import pytest
 
 from protocols.tic import TicDecoder, encode_frame, HISTORIC
-
-
-def load_fragments(captures_dir):
-    spec = importlib.util.spec_from_file_location("error_fragments", captures_dir / "error_fragments.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.FRAGMENTS
+from tests.protocols.tic_helpers import load_fragments
 
 
 # fragment bytes -> expected non-zero counters when fed as LF + fragment + CR

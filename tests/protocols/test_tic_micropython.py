@@ -7,10 +7,9 @@ from hypothesis import given, strategies as st
 
 from protocols.tic import AUTO, HISTORIC, STANDARD, TicDecoder
 
-from . import tic_worker
-from .conftest import capture_files, read_capture
-from .test_tic_fragments import load_fragments
-from .tic_strategies import streams
+from tests.protocols import tic_worker
+from tests.protocols.tic_helpers import capture_files, load_fragments, read_capture
+from tests.protocols.tic_strategies import streams
 
 
 @pytest.mark.parametrize("name", capture_files())

@@ -7,10 +7,9 @@ from hypothesis import given, strategies as st
 from protocols.tic import AUTO, HISTORIC, STANDARD, TicDecoder, encode_frame, encode_group, labels
 from protocols.tic.decoder import FRAME_MAX_GROUPS, GROUP_MAX
 
-from .conftest import capture_files, read_capture, CAPTURES
-from .test_tic_captures import decode_all
-from .tic_oracle import ERRORS, FRAME_ENDS, segments_and_garbage
-from .tic_strategies import damaged, frames, groups, streams
+from tests.protocols.tic_helpers import CAPTURES, capture_files, read_capture
+from tests.protocols.tic_oracle import ERRORS, FRAME_ENDS, segments_and_garbage
+from tests.protocols.tic_strategies import damaged, frames, groups, streams
 
 CAPTURE_DATA = {n: read_capture(CAPTURES, n) for n in capture_files()}
 

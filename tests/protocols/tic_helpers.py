@@ -1,0 +1,105 @@
+"""TIC test helpers (imported as ``tests.protocols.tic_helpers``: tests/ is not a
+package, and a package named ``protocols`` here would shadow the real one)."""
+
+import ast
+import importlib.util
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from protocols.tic import AUTO, TicDecoder
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+CAPTURES = ROOT.parent / "shared" / "captures" / "tic"
+
+
+def capture_files():
+    """Capture file names (for parametrize at collection time; [] if absent)."""
+    if not CAPTURES.is_dir():
+        return []
+    return sorted(p.name for p in CAPTURES.glob("*.bin"))
+
+
+def read_capture(captures_dir, name):
+    return (captures_dir / name).read_bytes()
+
+
+def load_capture_module(captures_dir, name):
+    """Import verify_captures.py / error_fragments.py from the captures folder."""
+    spec = importlib.util.spec_from_file_location(name, captures_dir / (name + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def load_fragments(captures_dir):
+    return load_capture_module(captures_dir, "error_fragments").FRAGMENTS
+
+
+def decode_all(data, mode=AUTO, chunk=0):
+    """(decoder, [(mode, groups dict copy, invalid), ...]) for ``data`` fed in
+    slices of ``chunk`` bytes (0: at once)."""
+    d = TicDecoder(mode)
+    out = []
+    step = chunk or len(data) or 1
+    for i in range(0, len(data), step):
+        buf = data[i:i + step]
+        p = 0
+        while p < len(buf):
+            used, f = d.decode(buf, p)
+            if used <= 0:
+                raise AssertionError("decode() made no progress")
+            p += used
+            if f is not None:
+                out.append((f.mode, dict(f.groups), f.invalid))
+    return d, out
+
+
+def parse_verification(path):
+    """{file: {"frames": complete STX..ETX frames, "ok": groups ok, "total": pieces,
+    "bad": [piece bytes, ...], "bad_edge": [...]}} from VERIFICATION.txt."""
+    out = {}
+    cur = None
+    head = re.compile(r"^== (\S+)\s+mode=\S+ .*strict-frames=(\d+)/(\d+) groups ok=(\d+)/(\d+)")
+    for line in Path(path).read_text().splitlines():
+        m = head.match(line)
+        if m:
+            cur = out[m.group(1)] = {"frames": int(m.group(3)), "ok": int(m.group(4)),
+                                     "total": int(m.group(5)), "bad": [], "bad_edge": []}
+            continue
+        s = line.strip()
+        if cur is not None and s.startswith("BAD "):
+            lit = re.match(r"BAD (b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\")", s).group(1)
+            piece = ast.literal_eval(lit)
+            edge = "piece: capture" in s
+            (cur["bad_edge"] if edge else cur["bad"]).append(piece)
+    return out
+
+
+class MicroPythonWorker:
+    """``micropython tests/protocols/tic_worker.py`` kept alive; ``run(mode, chunk,
+    data)`` returns the same string as ``tic_worker.run`` would on CPython."""
+
+    def __init__(self, exe, root):
+        env = dict(os.environ)
+        env["MICROPYPATH"] = os.pathsep.join([str(HERE), str(root)])
+        self.proc = subprocess.Popen([exe, str(HERE / "tic_worker.py")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     env=env, text=True, bufsize=1)
+
+    def run(self, mode, chunk, data):
+        self.proc.stdin.write("%d %d %s\n" % (mode, chunk, data.hex()))
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("micropython worker died (exit %s)" % self.proc.poll())
+        return line.rstrip("\n")
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except Exception:
+            self.proc.kill()
