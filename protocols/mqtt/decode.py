@@ -24,10 +24,11 @@
 # length beyond the packet, ill-formed UTF-8, U+0000, wildcard in a topic name,
 # packet id 0, QoS 3, reserved CONNECT/CONNACK bits, bad SUBACK code, bytes left over)
 # raises MalformedPacket (protocols.errors) after counting it in stats['malformed'];
-# nothing else is raised for any input.  MQTT cannot re-synchronise inside a TCP
-# stream, so the caller must close the connection (MQTT-4.8.0-1).  The decoder is
-# reset; e.used bytes were consumed (the whole bad packet when its length was known),
-# so a test or broker may keep feeding it: it then parses the next byte as a header.
+# nothing else is raised for any wire data (UsageError: bad start/end arguments).
+# MQTT cannot re-synchronise inside a TCP stream, so the caller must close the
+# connection (MQTT-4.8.0-1).  The partial packet is dropped (counters kept); e.used
+# bytes were consumed (the whole bad packet when its length was known), so a test or
+# broker may keep feeding the decoder: it then parses the next byte as a header.
 
 from ..errors import MalformedPacket, UsageError
 from ..compat import const
@@ -69,7 +70,12 @@ class MQTTDecoder:
         self.reset()
 
     def reset(self):
-        """Forget any partial packet (call after the connection changes)."""
+        """Forget any partial packet and zero the counters (new connection)."""
+        for k in self.stats:
+            self.stats[k] = 0
+        self._restart()
+
+    def _restart(self):
         self._state = _S_TYPE
         self._first = 0
         self._rem = 0
@@ -85,12 +91,14 @@ class MQTTDecoder:
     def _fail(self, reason, used):
         self.stats["malformed"] += 1
         self.stats["bytes"] += used
-        self.reset()
+        self._restart()
         raise MalformedPacket(reason, used)
 
     def decode(self, buf, start=0, end=None):
         if end is None:
             end = len(buf)
+        if start < 0 or start > end or end > len(buf):
+            raise UsageError("need 0 <= start <= end <= len(buf)")
         i = start
         while i < end:
             st = self._state

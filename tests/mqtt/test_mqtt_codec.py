@@ -111,6 +111,20 @@ def test_decode_with_start_and_end_reads_only_that_window():
     assert used == 4 and p.type == PUBACK and p.pid == 3
 
 
+def test_bad_window_is_a_usage_error_and_reset_zeroes_counters():
+    d = MQTTDecoder(64)
+    for start, end in ((-1, None), (3, 2), (0, 9)):
+        with pytest.raises(UsageError):
+            d.decode(b"\xd0\x00", start, end)
+    assert d.decode(b"\xd0\x00", 2, 2) == (0, None)
+    d.decode(b"\xd0\x00\x30")
+    d.decode(b"\xd0\x00\x30", 2)
+    assert d.stats["packets"] == 1 and d.buffered == 0 and d._state == 1
+    d.reset()
+    assert d.stats == {"packets": 0, "malformed": 0, "oversize": 0, "bytes": 0}
+    assert d.decode(b"\xd0\x00")[1].type == 13
+
+
 def test_connect_fields():
     d = MQTTServerDecoder(256)
     _, p = d.decode(encode.connect("gw-1", 45, False, ("s/t", "offline", True, 1), "bob", "pw"))

@@ -28,7 +28,7 @@ def topic_filters(draw):
 
 
 pids = st.integers(1, 65535)
-payloads = st.binary(max_size=300)
+payloads = st.binary(max_size=120)
 qos = st.integers(0, 2)
 
 
@@ -112,7 +112,8 @@ def feed(d, data, cuts):
     return events
 
 
-@given(st.lists(packets(), min_size=1, max_size=8), st.lists(st.integers(0, 4000)))
+@given(st.lists(packets(), min_size=1, max_size=6),
+       st.lists(st.integers(0, 1500), max_size=12))
 def test_roundtrip_any_chunking(pkts, cuts):
     data = b"".join(bytes(p[0]) for p in pkts)
     d = MQTTServerDecoder(1024)
@@ -123,7 +124,7 @@ def test_roundtrip_any_chunking(pkts, cuts):
     assert d.stats["malformed"] == 0
 
 
-@given(st.binary(max_size=2000), st.lists(st.integers(0, 2000)),
+@given(st.binary(max_size=800), st.lists(st.integers(0, 800), max_size=12),
        st.integers(16, 300))
 def test_garbage_bounded_only_documented_error_and_chunking_independent(data, cuts, maxp):
     whole = feed(MQTTServerDecoder(maxp), data, [])
@@ -179,7 +180,8 @@ def test_whatever_decodes_reencodes_to_the_same_packet(pkts, data):
             assert q == p
 
 
-@given(st.lists(packets(), min_size=1, max_size=8), st.lists(st.integers(0, 4000)))
+@given(st.lists(packets(), min_size=1, max_size=6),
+       st.lists(st.integers(0, 1500), max_size=12))
 def test_client_decoder_agrees_on_server_to_client_streams(pkts, cuts):
     """The gateway's decoder gives exactly the server decoder's packets for what a
     broker may send, and refuses (MalformedPacket) the client-only types."""
