@@ -5,8 +5,9 @@ Checks protocols/ and firmware/ (the code that runs on a board):
   * hardware modules (machine, network, esp32, esp, onewire, ds18x20) imported only in firmware/hal/;
   * no `assert` (stripped under -O: it would check nothing on a board);
   * no CPython-only modules (typing, dataclasses, enum, abc, pathlib, re in protocols/);
-  * no module-level mutable state (lists, dicts, sets, bytearrays bound at import time):
-    several gateways must be able to run in one process;
+  * no module-level mutable state (lists, dicts, sets, bytearrays bound at import time
+    to a non-ALL_CAPS name, `global` statements): several gateways must be able to run
+    in one process; ALL_CAPS tables are read-only by convention;
   * sys.platform only inspected in firmware/hal/;
   * no module over 600 lines.
 Exit status 1 with one line per finding, each with a hint.
@@ -70,9 +71,16 @@ def check(path):
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
             targets, value = [node.target], node.value
         if targets and mutable(value):
-            names = ", ".join(t.id for t in targets if isinstance(t, ast.Name))
-            if names != "__all__":
-                out.append("%s:%d: module-level mutable %s; use a tuple or keep it in an instance" % (rel, node.lineno, names))
+            # ALL_CAPS names are read-only lookup tables by convention; anything else
+            # bound to a mutable object at import time is state shared by every gateway.
+            names = [t.id for t in targets if isinstance(t, ast.Name) and not t.id.lstrip("_").isupper()]
+            if names and names != ["__all__"]:
+                out.append("%s:%d: module-level mutable %s; use a tuple, an ALL_CAPS read-only table, "
+                           "or keep it in an instance" % (rel, node.lineno, ", ".join(names)))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Global):
+            out.append("%s:%d: `global %s` mutates module state shared by every gateway in the process"
+                       % (rel, node.lineno, ", ".join(node.names)))
     return out
 
 
