@@ -36,11 +36,13 @@ def test_non_ascii_bytes_identical_on_micropython(mp_worker):
         assert mp_worker.run(AUTO, 0, data) == tic_worker.run(AUTO, 0, data)
 
 
+@pytest.mark.timeout(1800)   # the fuzz profile runs 20000 examples
 @given(streams(), st.sampled_from((0, 1, 5, 33)), st.sampled_from((AUTO, HISTORIC, STANDARD)))
 def test_generated_streams_identical_on_micropython(mp_worker, data, chunk, mode):
     assert mp_worker.run(mode, chunk, data) == tic_worker.run(mode, chunk, data)
 
 
+@pytest.mark.timeout(1800)   # the fuzz profile runs 20000 examples
 @given(st.binary(max_size=600))
 def test_random_bytes_identical_on_micropython(mp_worker, data):
     assert mp_worker.run(AUTO, 3, data) == tic_worker.run(AUTO, 3, data)

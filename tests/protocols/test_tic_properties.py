@@ -2,6 +2,7 @@
 
 import random
 
+import pytest
 from hypothesis import given, strategies as st
 
 from protocols.tic import AUTO, HISTORIC, STANDARD, TicDecoder, encode_frame, encode_group, labels
@@ -42,6 +43,7 @@ def check_counters(d, data):
     assert data.count(b"\x02") == sum(s[k] for k in FRAME_ENDS) + (1 if d.in_frame else 0)
 
 
+@pytest.mark.timeout(1800)   # the fuzz profile runs 20000 examples
 @given(st.sampled_from(sorted(CAPTURE_DATA) or ["-"]), st.lists(st.integers(1, 97), min_size=1, max_size=12))
 def test_any_chunking_of_any_capture_gives_the_same_frames(name, sizes):
     if name == "-":
@@ -53,6 +55,7 @@ def test_any_chunking_of_any_capture_gives_the_same_frames(name, sizes):
     assert d.stats == ref_d.stats
 
 
+@pytest.mark.timeout(1800)   # the fuzz profile runs 20000 examples
 @given(streams(), st.lists(st.integers(1, 40), min_size=1, max_size=6))
 def test_any_chunking_of_damaged_streams(data, sizes):
     ref_d, ref = decode_chunks(data, [])
@@ -61,6 +64,7 @@ def test_any_chunking_of_damaged_streams(data, sizes):
     check_counters(d, data)
 
 
+@pytest.mark.timeout(1800)   # the fuzz profile runs 20000 examples
 @given(frames())
 def test_encode_decode_round_trip(f):
     mode, gs, raw = f
@@ -77,6 +81,7 @@ def test_encode_decode_round_trip(f):
     assert d2.decode(raw, 0)[1].groups == expect
 
 
+@pytest.mark.timeout(1800)   # the fuzz profile runs 20000 examples
 @given(st.sampled_from((HISTORIC, STANDARD)).flatmap(lambda m: st.tuples(st.just(m), groups(m))))
 def test_group_round_trip_and_checksum_rule(mg):
     mode, (label, value, hd) = mg
@@ -92,6 +97,7 @@ def test_group_round_trip_and_checksum_rule(mg):
     assert frame.groups == {label: (value, hd)}
 
 
+@pytest.mark.timeout(1800)   # the fuzz profile runs 20000 examples
 @given(frames(), st.integers(0, 10 ** 6))
 def test_single_bit_drop_never_changes_an_accepted_value_silently(f, seed):
     """One 1->0 bit drop anywhere: every group still returned is one that was sent."""
@@ -112,6 +118,7 @@ def test_single_bit_drop_never_changes_an_accepted_value_silently(f, seed):
                 assert labels.check(label, vh[0], vh[1], mode)
 
 
+@pytest.mark.timeout(1800)   # the fuzz profile runs 20000 examples
 @given(st.binary(min_size=0, max_size=3000), st.sampled_from(sorted(CAPTURE_DATA) or ["-"]))
 def test_garbage_prefix_then_resync(garbage, name):
     if name == "-":
@@ -125,6 +132,7 @@ def test_garbage_prefix_then_resync(garbage, name):
     assert len(got) - len(ref) in (0, 1)
 
 
+@pytest.mark.timeout(1800)   # the fuzz profile runs 20000 examples
 @given(damaged(b"".join(encode_frame([("ADCO", "021861348497"), ("PAPP", "%05d" % i)], HISTORIC)
                         for i in range(5))))
 def test_counters_add_up(data):
@@ -169,6 +177,7 @@ def test_frame_without_etx_is_bounded():
     assert d.stats["frames_overflow"] == 1 and d.stats["frames"] == 0
 
 
+@pytest.mark.timeout(1800)   # the fuzz profile runs 20000 examples
 @given(st.integers(0, 9), st.integers(1, 9))
 def test_frame_overflow_is_chunking_invariant(bad, chunk):
     # 162 segments (bad of them rejected): the frame overflows whatever the path
