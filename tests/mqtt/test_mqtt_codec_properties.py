@@ -1,11 +1,14 @@
 """protocols.mqtt Hypothesis properties: round trips in any chunking, bounded memory
 under garbage, only MalformedPacket on bad wire data, chunking-independent results."""
 
+import pytest
 from hypothesis import given, strategies as st
 
 from protocols.errors import MalformedPacket
 from protocols.mqtt import MQTTDecoder, Packet, encode, server
 from protocols.mqtt.server import MQTTServerDecoder
+
+pytestmark = pytest.mark.timeout(1800)     # the fuzz profile runs 20000 examples per test
 
 # Topic text: any Unicode scalar except NUL and surrogates (ill-formed in UTF-8).
 _chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
