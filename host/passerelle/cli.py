@@ -16,6 +16,9 @@ COMMANDS = [
     "passerelle.build",
     "passerelle.emulate",
     "passerelle.run",
+    "passerelle.vboard",
+    "passerelle.boards",
+    "passerelle.flash",
 ]
 
 
