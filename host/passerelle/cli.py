@@ -19,6 +19,8 @@ COMMANDS = [
     "passerelle.vboard",
     "passerelle.boards",
     "passerelle.flash",
+    "passerelle.record",
+    "passerelle.replay",
 ]
 
 
