@@ -9,23 +9,22 @@
 #          so that the next boot reports reset cause "wdt", then the process exits with
 #          status 75 (WDT_EXIT_STATUS), as a board would reset.  A supervisor restarts it.
 #   NVS    <root>/nvs.json, {namespace: {key: value}}, written atomically on commit().
-#   net    always up.
+#   net    always up (the Hal object is its own `net`).
 #   reset  cause from the breadcrumb left by the previous run, else options["reset_cause"]
 #          (default "power_on").  Hal.reset() exits with status 76 (RESET_EXIT_STATUS).
 import asyncio
 import json
 import os
-import time
 
 try:
     from micropython import const
-except ImportError:  # CPython
+    from time import ticks_add, ticks_diff, ticks_ms
+except ImportError:  # CPython: a monotonic millisecond clock without wrap-around
+    import time
+
     def const(x):
         return x
 
-try:
-    from time import ticks_add, ticks_diff, ticks_ms
-except ImportError:  # CPython: a monotonic millisecond clock without wrap-around
     def ticks_ms():
         return int(time.monotonic() * 1000)
 
@@ -38,23 +37,15 @@ except ImportError:  # CPython: a monotonic millisecond clock without wrap-aroun
 WDT_EXIT_STATUS = const(75)  # EX_TEMPFAIL: "reset me"
 RESET_EXIT_STATUS = const(76)
 _POLL_MS = const(250)
-_NVS_FILE = "nvs.json"
-_HAL_NS = "hal"
 
 
 class UART:
     """One TIC line: a TCP connection to the simulator, read with asyncio."""
 
-    def __init__(self, uart_id, host, port, baudrate):
+    def __init__(self, uart_id, baudrate):
         self.id = uart_id
-        self.host = host
-        self.port = port
         self.baudrate = baudrate
-        self._r = None
-        self._w = None
-
-    async def open(self):
-        self._r, self._w = await asyncio.open_connection(self.host, self.port)
+        self._r = self._w = None
 
     async def readinto(self, buf):
         """Wait for bytes, copy them into buf; 0 means the link closed."""
@@ -99,19 +90,20 @@ class WDT:
     """Emulated watchdog: must be fed within timeout_ms or the process exits."""
 
     def __init__(self, hal, timeout_ms):
-        self._hal = hal
         self.timeout_ms = timeout_ms
         self.feed()
-        self._task = asyncio.create_task(self._watch())
+        self._task = asyncio.create_task(self._watch(hal))
 
     def feed(self):
         self._deadline = ticks_add(ticks_ms(), self.timeout_ms)
 
-    async def _watch(self):
+    async def _watch(self, hal):
         while True:
             left = ticks_diff(self._deadline, ticks_ms())
             if left <= 0:
-                self._hal.expire(self.timeout_ms)
+                print("hal: watchdog not fed for %d ms: resetting the emulated board"
+                      % self.timeout_ms)
+                hal.exit("wdt", WDT_EXIT_STATUS)
             await asyncio.sleep(min(left, _POLL_MS) / 1000)
 
     def stop(self):
@@ -125,7 +117,7 @@ class NVS:
     def __init__(self, path, namespace):
         self._path = path
         self._ns = namespace
-        self._pending = {}
+        self._pending = {}  # key -> value, None = erase
 
     def _load(self):
         try:
@@ -137,7 +129,8 @@ class NVS:
 
     def get(self, key, default=None):
         if key in self._pending:
-            return self._pending[key]
+            v = self._pending[key]
+            return default if v is None else v
         ns = self._load().get(self._ns)
         return ns.get(key, default) if isinstance(ns, dict) else default
 
@@ -153,10 +146,11 @@ class NVS:
         if not isinstance(ns, dict):
             ns = data[self._ns] = {}
         for k in self._pending:
-            if self._pending[k] is None:
+            v = self._pending[k]
+            if v is None:
                 ns.pop(k, None)
             else:
-                ns[k] = self._pending[k]
+                ns[k] = v
         self._pending = {}
         tmp = self._path + ".tmp"
         with open(tmp, "w") as f:
@@ -164,50 +158,35 @@ class NVS:
         os.rename(tmp, self._path)
 
 
-class Network:
-    """The host's network: always connected."""
-
-    def __init__(self):
-        self.type = "none"
-
-    async def connect(self, net_cfg, secrets, timeout_ms):
-        self.type = net_cfg.get("type", "none")
-        return True
-
-    def isconnected(self):
-        return True
-
-    def info(self):
-        return {"type": self.type, "ip": "127.0.0.1"}
-
-
 class Hal:
     platform = "unix"
+    # the clock (wrapping ms): the functions themselves, no wrapper per call
+    ticks_ms = staticmethod(ticks_ms)
+    ticks_diff = staticmethod(ticks_diff)
+    ticks_add = staticmethod(ticks_add)
 
     def __init__(self, board, options):
         self.board = board
         self.name = board.get("id") or options.get("board") or "emu"
         self.options = options
-        self.root = options.get("root") or "."
-        self.host = options.get("host") or "127.0.0.1"
-        self.net = Network()
+        self.net = self  # the host network: always connected (connect, isconnected, info)
         self.wdt_obj = None
-        crumbs = self.nvs(_HAL_NS)
+        crumbs = self.nvs("hal")
         cause = crumbs.get("reset_cause")
         if cause:
             crumbs.erase("reset_cause")
             crumbs.commit()
         self._cause = cause or options.get("reset_cause") or "power_on"
 
-    # -- clock (milliseconds, wrapping like the board's) --
-    def ticks_ms(self):
-        return ticks_ms()
+    # -- network (Hal.net is the Hal) --
+    async def connect(self, net_cfg, secrets, timeout_ms):
+        return True
 
-    def ticks_diff(self, a, b):
-        return ticks_diff(a, b)
+    def isconnected(self):
+        return True
 
-    def ticks_add(self, a, b):
-        return ticks_add(a, b)
+    def info(self):
+        return {"type": "host", "ip": "127.0.0.1"}
 
     # -- peripherals --
     async def uart(self, uart_id, baudrate, rx=None, invert=False):
@@ -216,8 +195,9 @@ class Hal:
         port = ports.get(str(uart_id))
         if not port:
             raise OSError("no emulated UART %s (options uart: %s)" % (uart_id, sorted(ports)))
-        u = UART(uart_id, self.host, int(port), baudrate)
-        await u.open()
+        u = UART(uart_id, baudrate)
+        u._r, u._w = await asyncio.open_connection(self.options.get("host") or "127.0.0.1",
+                                                   int(port))
         return u
 
     def pin(self, number, mode=0, pull=None, value=None):
@@ -227,28 +207,24 @@ class Hal:
         self.wdt_obj = WDT(self, timeout_ms)
         return self.wdt_obj
 
-    def expire(self, timeout_ms):
-        print("hal: watchdog not fed for %d ms: resetting the emulated board" % timeout_ms)
-        self._breadcrumb("wdt")
-        raise SystemExit(WDT_EXIT_STATUS)
-
     def nvs(self, namespace):
-        return NVS(self.root + "/" + _NVS_FILE, namespace)
+        return NVS((self.options.get("root") or ".") + "/nvs.json", namespace)
 
     def reset_cause(self):
         return self._cause
 
     def reset(self):
-        self._breadcrumb("soft")
-        raise SystemExit(RESET_EXIT_STATUS)
+        self.exit("soft", RESET_EXIT_STATUS)
 
-    def _breadcrumb(self, cause):
+    def exit(self, cause, status):
+        """Leave a breadcrumb for the next boot's reset_cause(), then end the process."""
         try:
-            n = self.nvs(_HAL_NS)
+            n = self.nvs("hal")
             n.set("reset_cause", cause)
             n.commit()
         except OSError:
             pass
+        raise SystemExit(status)
 
     def unique_id(self):
         return self.options.get("unique_id") or "emu-" + self.name
