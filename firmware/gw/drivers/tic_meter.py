@@ -2,8 +2,8 @@
 # MIT license.
 #
 # Pipeline: hal UART (7E1, 1200 or 9600 Bd) -> preallocated buffer -> protocols.tic
-# TicDecoder -> apply(frame) -> self.values (label -> int | str), then `updated` is set
-# and the app publishes state_json().  The driver never imports MQTT.
+# TicDecoder -> apply(frame) -> self.values (label -> int | str) and `changed`; `updated`
+# is set after every frame and the app publishes state_json().  The driver never imports MQTT.
 #
 # What apply() guarantees (tic.md §0, §4.2, §8.6):
 #   * numeric labels (labels.info(...).numeric) become ints (Wh, VA, A, V, kVA... as
@@ -16,47 +16,46 @@
 #   * the phase count is sticky: three-phase after _TRI_VOTES frames carrying per-phase
 #     labels, never back to one (a corrupted IRMS2 must not flip it, Zlinky_TIC#402);
 #   * historic short frames (no OPTARIF, ADIR overload cycles) only update values;
-#     after a full frame, labels missing for _MAX_AGE full frames are dropped
-#     (ADPS, ADIRx, PPOINTE...), energy indexes are never dropped;
+#     a label absent from _MAX_AGE consecutive full frames is dropped (ADPS, ADIRx,
+#     PPOINTE...), energy indexes are never dropped;
 #   * derived keys (lowercase, so they never collide with TIC labels):
 #     "phases" (1|3), "tempo_today" / "tempo_tomorrow" ("blue"|"white"|"red"|null) from
-#     STGE (standard) or PTEC / DEMAIN (historic), present only on Tempo contracts.
+#     STGE bits 24-27 (standard) or PTEC / DEMAIN (historic), only on Tempo contracts.
+#
+# Memory (64 KB boards): the only per-label state is `values` (what is published),
+# `_guard` (energy labels: [last accepted, ticks, confirmed]) and `_missing` (labels
+# absent from the last full frames: normally empty).
 import asyncio
 import json
 
-_BUF_SIZE = 256  # small: reads usually fill it, so the decoder gets it without a copy
-_MAX_WH_PER_S = 100  # 360 kW: far above any TIC meter, catches corrupted digits
-_SLACK_S = 10
-_TRI_VOTES = 2
-_MAX_AGE = 5
-_DETECT_MS = 12000  # auto mode: data without a valid frame this long -> try the other baud
-_RETRY_MIN_MS = 1000
-_RETRY_MAX_MS = 30000
+from protocols.compat import const
+
+_BUF_SIZE = const(256)  # small: reads usually fill it, so the decoder gets it without a copy
+_MAX_WH_PER_S = const(100)  # 360 kW: far above any TIC meter, catches corrupted digits
+_SLACK_S = const(10)
+_TRI_VOTES = const(2)
+_MAX_AGE = const(5)
+_DETECT_MS = const(12000)  # auto mode: data without a valid frame this long -> other baud
+_RETRY_MIN_MS = const(1000)
+_RETRY_MAX_MS = const(30000)
 _TRI_LABELS = ("IINST2", "IINST3", "IRMS2", "IRMS3", "URMS2", "URMS3",
                "SINSTS1", "SINSTS2", "SINSTS3", "IMAX2", "IMAX3")
-_COLOURS = (("B", "blue"), ("W", "white"), ("R", "red"),
-            ("BLEU", "blue"), ("BLAN", "white"), ("ROUG", "red"),
-            ("BLUE", "blue"), ("WHITE", "white"), ("RED", "red"),
-            ("BLANC", "white"), ("ROUGE", "red"), ("1", "blue"), ("2", "white"), ("3", "red"))
-_MODES = (("auto", 0, (9600, 1200)), ("historic", 1, (1200,)), ("standard", 2, (9600,)))
+_DERIVED = ("phases", "tempo_today", "tempo_tomorrow")
+_COLOURS = (None, "blue", "white", "red")  # STGE 2-bit codes
 
 
 def colour(code):
     """A Tempo colour code of any source (PTEC suffix, DEMAIN, STGE) -> name or None."""
     if code is None:
         return None
-    code = str(code).strip().upper()
-    for k, v in _COLOURS:
-        if k == code:
-            return v
+    c = str(code).strip().upper()
+    if c in ("B", "BLEU", "BLUE", "1"):
+        return "blue"
+    if c in ("W", "BLAN", "BLANC", "WHITE", "2"):
+        return "white"
+    if c in ("R", "ROUG", "ROUGE", "RED", "3"):
+        return "red"
     return None
-
-
-def _mode_entry(name):
-    for entry in _MODES:
-        if entry[0] == name:
-            return entry
-    return _MODES[0]
 
 
 class TICMeter:
@@ -70,42 +69,27 @@ class TICMeter:
         self.id = cfg["id"]
         self.hal = hal
         self.log = log
-        self.tag = "tic/" + self.id
-        entry = _mode_entry(cfg.get("mode", "auto"))
-        self._bauds = entry[2]
-        self._decoder = tic.TicDecoder(mode=(tic.AUTO, tic.HISTORIC, tic.STANDARD)[entry[1]])
+        mode = cfg.get("mode", "auto")
+        # auto: 9600 Bd first (standard), then 1200; the decoder detects the mode itself
+        self._bauds = (1200,) if mode == "historic" else (9600,) if mode == "standard" \
+            else (9600, 1200)
+        self._decoder = tic.TicDecoder(mode=tic.HISTORIC if mode == "historic" else
+                                       tic.STANDARD if mode == "standard" else tic.AUTO)
         self._buf = bytearray(_BUF_SIZE)
-        self._mv = memoryview(self._buf)
         self.values = {}       # label or derived key -> int | str | None
-        self._seen = {}        # TIC label -> number of the last full frame that had it
         self._guard = {}       # energy label -> [last accepted, ticks_ms, confirmed]
-        self.new_keys = []     # keys seen for the first time, drained by discovery
+        self._missing = {}     # label -> consecutive full frames without it
+        self.new_keys = []     # keys not announced yet (discovery), drained by the app
         self.changed = False   # values differ from what was last published
         self.updated = asyncio.Event()
         self.mode = None       # "historic" | "standard" once a frame is decoded
         self.baudrate = self._bauds[0]
         self.last_frame_ms = None
-        self._full = 0
         self._tri = 0
-        self._stge = None
-        self._stge_colours = (None, None)
         self.stats = {"frames": 0, "index_rejected": 0, "value_errors": 0,
                       "link_errors": 0, "baud_switches": 0}
 
     # ---------------------------------------------------------------- frame -> values
-    def _convert(self, label, value, horodate, info):
-        if label == "DATE":
-            return horodate.strip() if horodate else None
-        if info is not None and info[3]:
-            v = value.strip()
-            if not v or not v.isdigit():
-                return None
-            return int(v)
-        v = value.strip()
-        if label == "PTEC" or label == "OPTARIF":
-            v = v.rstrip(".")
-        return v
-
     def _index_ok(self, label, v, now):
         if v <= 0:
             return False
@@ -113,8 +97,7 @@ class TICMeter:
         if g is None:
             self._guard[label] = [v, now, False]
             return False
-        dt = self.hal.ticks_diff(now, g[1])
-        bound = (dt // 1000 + _SLACK_S) * _MAX_WH_PER_S
+        bound = (self.hal.ticks_diff(now, g[1]) // 1000 + _SLACK_S) * _MAX_WH_PER_S
         if not g[2]:
             ok = g[0] <= v <= g[0] + bound
             g[0], g[1], g[2] = v, now, ok
@@ -125,11 +108,13 @@ class TICMeter:
         return True
 
     def _set(self, key, v):
-        if key not in self.values:
-            self.new_keys.append(key)
-        elif self.values[key] == v:
+        vals = self.values
+        if key not in vals:
+            if key not in self.new_keys:
+                self.new_keys.append(key)
+        elif vals[key] == v:
             return
-        self.values[key] = v
+        vals[key] = v
         if key != "DATE":
             self.changed = True
 
@@ -137,82 +122,91 @@ class TICMeter:
         """Merge one decoded frame into self.values; returns True when something changed."""
         if now is None:
             now = self.hal.ticks_ms()
-        tic = self.tic
+        info_of = self.tic.labels.info
         groups = frame.groups
-        self.stats["frames"] += 1
+        st = self.stats
+        st["frames"] += 1
         self.last_frame_ms = now
-        standard = frame.mode == tic.STANDARD
+        standard = frame.mode == self.tic.STANDARD
         self.mode = "standard" if standard else "historic"
-        full = standard or "OPTARIF" in groups
-        if full:
-            self._full += 1
         tri = False
         before = self.changed
         self.changed = False
         for label in groups:
             value, horodate = groups[label]
-            info = tic.labels.info(label)
-            v = self._convert(label, value, horodate, info)
+            info = info_of(label)
+            if label == "DATE":
+                v = horodate.strip() if horodate else None
+            elif info is not None and info[3]:
+                v = value.strip()
+                v = int(v) if v and v.isdigit() else None
+            else:
+                v = value.strip()
+                if label == "PTEC" or label == "OPTARIF":
+                    v = v.rstrip(".")
             if v is None:
-                self.stats["value_errors"] += 1
+                st["value_errors"] += 1
                 continue
             if info is not None and info[0] == "energy" and not self._index_ok(label, v, now):
-                self.stats["index_rejected"] += 1
+                st["index_rejected"] += 1
                 continue
             if label in _TRI_LABELS:
                 tri = True
             self._set(label, v)
-            if full:
-                self._seen[label] = self._full
-        if full:
-            self._age(tic)
+        if standard or "OPTARIF" in groups:
+            self._age(groups)
         if tri:
             self._tri += 1
         if self._tri >= _TRI_VOTES:
             self._set("phases", 3)
-        elif self.stats["frames"] >= _TRI_VOTES:
+        elif st["frames"] >= _TRI_VOTES:
             self._set("phases", 1)
         self._tempo(standard)
         changed = self.changed
         self.changed = before or changed
-        if changed:
-            self.updated.set()
+        self.updated.set()  # every frame: the publisher also needs the clock of the frames
         return changed
 
-    def _age(self, tic):
-        old = [k for k in self._seen if self._full - self._seen[k] >= _MAX_AGE]
-        for k in old:
-            info = tic.labels.info(k)
-            if info is not None and info[0] == "energy":
+    def _age(self, groups):
+        """After a full frame: drop labels absent from _MAX_AGE full frames in a row
+        (never an energy index: those all have a _guard entry, nor a derived key)."""
+        miss = self._missing
+        gone = None
+        for k in self.values:
+            if k in groups or k in self._guard or k in _DERIVED:
+                if k in miss:
+                    del miss[k]
                 continue
-            del self._seen[k]
-            if k in self.values:
+            n = miss.get(k, 0) + 1
+            miss[k] = n
+            if n >= _MAX_AGE:
+                if gone is None:
+                    gone = []
+                gone.append(k)
+        if gone:
+            for k in gone:
                 del self.values[k]
-                self.changed = True
+                del miss[k]
+            self.changed = True
 
     def _tempo(self, standard):
         v = self.values
         today = tomorrow = None
-        tempo = False
         if standard:
             stge = v.get("STGE")
             if not isinstance(stge, str) or len(stge) != 8:
                 return
-            if stge != self._stge:  # decode (a dict) only when the register changes
-                self._stge = stge
-                try:
-                    d = self.tic.stge.decode(stge)
-                    self._stge_colours = (colour(d.get("tempo_today")),
-                                          colour(d.get("tempo_tomorrow")))
-                except ValueError:
-                    self._stge_colours = (None, None)
-            today, tomorrow = self._stge_colours
+            try:
+                n = int(stge[1], 16)  # the hex digit of bits 24-27
+            except ValueError:
+                n = 0
+            today, tomorrow = _COLOURS[n & 3], _COLOURS[n >> 2]
             tempo = today is not None or "TEMPO" in str(v.get("NGTF", ""))
         else:
             ptec = v.get("PTEC")
-            if isinstance(ptec, str) and len(ptec) == 4 and ptec[2] == "J":
+            tempo = isinstance(ptec, str) and len(ptec) == 4 and ptec[2] == "J"
+            if tempo:
                 today = colour(ptec[3])
-                tempo = True
             if "DEMAIN" in v:
                 tomorrow = colour(v["DEMAIN"])
                 tempo = True
@@ -230,29 +224,31 @@ class TICMeter:
     async def run(self):
         """Keep the TIC line open and decode forever (supervised by the app)."""
         delay = _RETRY_MIN_MS
+        cfg = self.cfg
+        tag = "tic/" + self.id
         while True:
             try:
-                uart = await self.hal.uart(self.cfg.get("uart", 1), self.baudrate,
-                                           self.cfg.get("rx_pin"), self.cfg.get("invert", False))
+                uart = await self.hal.uart(cfg.get("uart", 1), self.baudrate,
+                                           cfg.get("rx_pin"), cfg.get("invert", False))
             except OSError as e:
                 self.stats["link_errors"] += 1
-                self.log.warning(self.tag, "cannot open UART: %s (retry in %d ms)", e, delay)
+                self.log.warning(tag, "cannot open UART: %s (retry in %d ms)", e, delay)
                 await asyncio.sleep(delay / 1000)
                 delay = min(delay * 2, _RETRY_MAX_MS)
                 continue
-            self.log.info(self.tag, "UART %s open at %d Bd", uart.id, self.baudrate)
+            self.log.info(tag, "UART %s open at %d Bd", uart.id, self.baudrate)
             try:
-                if await self._pump(uart):
+                if await self._pump(uart, tag):
                     delay = _RETRY_MIN_MS
             except OSError as e:
                 self.stats["link_errors"] += 1
-                self.log.warning(self.tag, "UART error: %s", e)
+                self.log.warning(tag, "UART error: %s", e)
             finally:
                 uart.close()
             await asyncio.sleep(delay / 1000)
             delay = min(delay * 2, _RETRY_MAX_MS)
 
-    async def _pump(self, uart):
+    async def _pump(self, uart, tag):
         """Read and decode until the link closes; True if at least one frame came.
 
         The decoder is a streaming state machine: it consumes every byte it is given
@@ -261,15 +257,15 @@ class TICMeter:
         hal = self.hal
         dec = self._decoder
         buf = self._buf
-        mv = self._mv
+        mv = memoryview(buf)
         got = False
         since = hal.ticks_ms()  # start of the current "no valid frame yet" window
         while True:
             n = await uart.readinto(mv)
             if not n:
-                self.log.warning(self.tag, "UART link closed")
+                self.log.warning(tag, "UART link closed")
                 return got
-            data = buf if n == len(buf) else bytes(mv[:n])
+            data = buf if n == _BUF_SIZE else bytes(mv[:n])
             pos = 0
             while pos < n:
                 used, frame = dec.decode(data, pos)
@@ -281,13 +277,10 @@ class TICMeter:
                     since = hal.ticks_ms()
                     self.apply(frame, since)
             if len(self._bauds) > 1 and hal.ticks_diff(hal.ticks_ms(), since) > _DETECT_MS:
-                self._switch_baud(uart)
+                b = self._bauds
+                self.baudrate = b[(b.index(self.baudrate) + 1) % len(b)]
+                uart.set_baudrate(self.baudrate)
+                dec.reset()
+                self.stats["baud_switches"] += 1
+                self.log.info(tag, "no valid frame: trying %d Bd", self.baudrate)
                 since = hal.ticks_ms()
-
-    def _switch_baud(self, uart):
-        b = self._bauds
-        self.baudrate = b[(b.index(self.baudrate) + 1) % len(b)]
-        uart.set_baudrate(self.baudrate)
-        self._decoder.reset()
-        self.stats["baud_switches"] += 1
-        self.log.info(self.tag, "no valid frame: trying %d Bd", self.baudrate)
