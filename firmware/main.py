@@ -9,8 +9,10 @@ from gw import app
 
 cfg, secrets, board, options, errors = app.read_board_root(".")
 board_hal = hal.open(board, options)
+gw = app.Gateway(cfg, secrets, board_hal, errors)
+cfg = secrets = board = options = errors = None  # the gateway keeps its normalized copy
 try:
-    ok = asyncio.run(app.Gateway(cfg, secrets, board_hal, errors).run())
+    ok = asyncio.run(gw.run())
 except Exception as e:  # noqa: BLE001 - outside the supervised jobs: reset, never sit in the REPL
     print("PASSERELLE CRASH %r" % (e,))
     board_hal.reset()

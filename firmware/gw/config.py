@@ -452,3 +452,39 @@ def load(path="config.json", secrets_path="secrets.json"):
         elif s is not None:
             secrets = s
     return cfg, secrets, errors
+
+
+def read_board_root(root="."):
+    """Everything main.py needs from the board root -> (cfg, secrets, board, options, errors).
+
+    config.json / secrets.json (load), board.json (optional, from boards/<B>/) and the
+    emulated board's options: env PASSERELLE_EMU (JSON), else <root>/emu.json.
+    Never raises: problems are returned as messages for the boot report.  Boot-only
+    (the gateway drops this module once the config is validated).
+    """
+    import json
+    import os
+
+    def path(name):
+        return name if root == "." else root + "/" + name
+
+    cfg, secrets, errors = load(path("config.json"), path("secrets.json"))
+    board = read_json(path("board.json"))[0]
+    getenv = getattr(os, "getenv", None)
+    text = getenv("PASSERELLE_EMU") if getenv is not None else None
+    if text:
+        where = "PASSERELLE_EMU"
+        try:
+            options = json.loads(text)
+        except ValueError:
+            options = {}
+            errors.append(where + ": invalid JSON")
+    else:
+        where = path("emu.json")
+        options, err = read_json(where)
+        if err and not err.endswith("file not found"):
+            errors.append(err)
+    if options is not None and not isinstance(options, dict):
+        errors.append(where + ": expected a JSON object")
+        options = None
+    return cfg, secrets, board if isinstance(board, dict) else None, options or {}, errors
