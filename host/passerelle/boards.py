@@ -89,7 +89,8 @@ def validate_files(config_path, board_id, secrets_path=None, project_root=None):
     return board, cfg, secrets, check(root, cfg, secrets, board)
 
 
-def print_report(report, board, config_path, out=sys.stdout):
+def print_report(report, board, config_path, out=None):
+    out = out or sys.stdout
     name = "%s (%s)" % (board.get("product", board["id"]), board["id"])
     for e in report.errors:
         print("error: %s" % e, file=out)

@@ -328,7 +328,7 @@ def run_flash(port, board_id, config, secrets=None, image=None, dry_run=False, t
     except BoardError as exc:
         log("flash: %s" % exc)
         return 2, info
-    print_report(report, board, config, out=sys.stdout)
+    print_report(report, board, config)
     if not report.ok:
         log("flash: nothing was written to %s" % port)
         return 1, info

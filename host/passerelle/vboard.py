@@ -130,7 +130,9 @@ def _set_raw(fd, isig=False):
 def _child_setup():
     os.setsid()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # ignored until the unix port installs its own handler (CPython keeps an inherited
+    # SIG_IGN), so a Ctrl-C that arrives while the interpreter starts does not kill it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import ctypes
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)      # PR_SET_PDEATHSIG
@@ -182,6 +184,9 @@ class VBoard:
         self._spawn("friendly")
         self._thread = threading.Thread(target=self._relay, name="vboard-relay", daemon=True)
         self._thread.start()
+        deadline = time.monotonic() + 5
+        while not self.output and time.monotonic() < deadline:    # the interpreter is up
+            time.sleep(0.01)
         return self
 
     def stop(self):

@@ -1,0 +1,94 @@
+"""The virtual board driven by the real mpremote (1.29.0), unmodified."""
+
+import hashlib
+import time
+
+import serial
+
+from passerelle.vboard import VBoard
+
+
+def test_exec_eval_run(mpremote, tmp_path):
+    assert mpremote("exec", "print(6 * 7)").stdout.strip() == "42"
+    assert mpremote("eval", "[1, 'a', b'\\x00']").stdout.strip() == "[1, 'a', b'\\x00']"
+    script = tmp_path / "s.py"
+    script.write_text("import sys\nprint('run', sys.platform, sys.path)\n")
+    out = mpremote("run", str(script)).stdout
+    assert "run linux ['', '.frozen', '/lib']" in out
+
+
+def test_fs_commands_work_on_the_board_root(vboard, mpremote, tmp_path):
+    data = bytes(range(256)) * 20 + b"\r\n\n"
+    src = tmp_path / "blob.bin"
+    src.write_bytes(data)
+    mpremote("fs", "mkdir", ":lib", "+", "fs", "cp", str(src), ":lib/blob.bin")
+    assert (vboard.root / "lib" / "blob.bin").read_bytes() == data      # the root IS the flash
+    assert "lib/" in mpremote("fs", "ls").stdout
+    assert "blob.bin" in mpremote("fs", "ls", ":lib").stdout
+    out = mpremote("fs", "sha256sum", ":lib/blob.bin").stdout
+    assert hashlib.sha256(data).hexdigest() in out
+    back = tmp_path / "back.bin"
+    mpremote("fs", "cp", ":lib/blob.bin", str(back))
+    assert back.read_bytes() == data
+    (vboard.root / "hello.txt").write_text("bonjour\n")
+    assert mpremote("fs", "cat", ":hello.txt").stdout.replace("\r\n", "\n") == "bonjour\n"
+    mpremote("fs", "rm", ":lib/blob.bin", "+", "fs", "rmdir", ":lib")
+    assert not (vboard.root / "lib").exists()
+    # the board cannot see outside its root
+    assert mpremote("eval", "__import__('os').listdir('/')").stdout.strip() == "['hello.txt']"
+
+
+def test_soft_reset_restarts_the_interpreter(vboard, mpremote):
+    (vboard.root / "boot.py").write_text("print('boot.py ran')\n")
+    r = mpremote("exec", "x = 1", "+", "soft-reset", "+", "exec", "print('x' in globals())")
+    assert r.stdout.split()[-1] == "False"
+    assert vboard.output.count(b"MPY: soft reboot\r\n") == 2    # connect + soft-reset
+    assert b"MPY: soft reboot\r\nboot.py ran\r\n" in vboard.output  # boot.py, not main.py
+
+
+def test_machine_reset_runs_boot_then_main(vboard, mpremote):
+    (vboard.root / "boot.py").write_text("print('BOOT')\n")
+    (vboard.root / "main.py").write_text("print('MAIN', __name__)\n")
+    start = len(vboard.output)
+    mpremote("reset")
+    assert vboard.wait_output(b"MAIN __main__", timeout=10, start=start)
+    tail = bytes(vboard.output[start:])
+    assert tail.index(b"BOOT") < tail.index(b"MAIN")
+    assert [kind for _, kind, _ in vboard.resets][-1] == "hard"
+    # hal.unix's watchdog (75) and reset (76) exit codes are board resets too
+    start = len(vboard.output)
+    mpremote("exec", "--no-follow", "import sys; sys.exit(75)")
+    assert vboard.wait_output(b"MAIN __main__", timeout=10, start=start)
+    assert vboard.resets[-1][1:] == ("hard", 75)
+
+
+def test_ctrl_c_interrupts_running_code(vboard):
+    with serial.Serial(vboard.port, 115200, timeout=5) as s:
+        s.write(b"\r\x03\r\x01")
+        assert b"raw REPL; CTRL-B to exit\r\n>" in s.read_until(b"raw REPL; CTRL-B to exit\r\n>")
+        s.write(b"while True:\n pass\n\x04")
+        assert s.read(2) == b"OK"
+        time.sleep(0.3)
+        s.write(b"\x03")
+        out = s.read_until(b"\x04>")
+        assert b"KeyboardInterrupt" in out
+        s.write(b"print('alive')\x04")               # same interpreter, still usable
+        assert b"alive" in s.read_until(b"\x04>")
+
+
+def test_a_busy_main_py_is_interrupted_by_mpremote(tmp_path, mpremote, vboard):
+    (vboard.root / "main.py").write_text("import time\nprint('busy')\nwhile True:\n time.sleep_ms(10)\n")
+    start = len(vboard.output)
+    mpremote("reset")
+    assert vboard.wait_output(b"busy", timeout=10, start=start)
+    assert mpremote("eval", "1 + 1").stdout.strip() == "2"
+
+
+def test_emu_options_reach_the_firmware_env(tmp_path):
+    with VBoard(tmp_path / "r", tmp_path / "p", emu={"uart": {"1": 4242}}) as vb:
+        with serial.Serial(vb.port, 115200, timeout=5) as s:
+            s.write(b"\r\x03\r\x01")
+            s.read_until(b"raw REPL; CTRL-B to exit\r\n>")
+            s.write(b"import os\nprint(os.getenv('PASSERELLE_EMU'))\x04")
+            assert b'{"uart": {"1": 4242}}' in s.read_until(b"\x04>")
+    assert not (tmp_path / "p").exists()      # the link is removed on stop
