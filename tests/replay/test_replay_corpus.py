@@ -1,0 +1,94 @@
+"""Golden replays: every real capture in ../shared/captures/tic/ and every recording
+of the project's simulator in tests/recordings/ is replayed into the emulated gateway
+(MicroPython unix port, the board's heapsize, mosquitto), accelerated; its MQTT output
+must match tests/golden/ and what the recording proves must hold:
+
+* every valid frame produces the expected state: the published states are exactly
+  those of the firmware's own TICMeter run on CPython over the same bytes;
+* an energy index never decreases (nor is zero) on MQTT;
+* no MemoryError, no traceback, no board reset.
+
+PASSERELLE_UPDATE_GOLDEN=1 rewrites the golden files (review the diff before committing).
+The capture tests skip, saying so, only when ../shared is absent.
+"""
+
+import pytest
+
+from passerelle import golden, recording
+
+from tests.replay.helpers import (BOARD, CAPTURES, GOLDEN, RECORDING_SPEED, RECORDINGS, SPEED,
+                                  UPDATE, capture_names,
+                                  capture_recording, collapse, energy_labels, expected_states,
+                                  recording_names, run_replay)
+
+pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def board_root(tmp_path_factory):
+    """One board root per worker: the .mpy build is made once and reused."""
+    return tmp_path_factory.mktemp("replay-board")
+
+
+def _check(rec, name, mosquitto, board_root, speed=SPEED):
+    res = run_replay(rec, mosquitto, board_root, speed=speed)
+    log = "\n".join(res.lines[-60:])
+    assert res.online, log
+    assert not res.firmware_errors and not res.restarts, "\n".join(res.firmware_errors) + "\n" + log
+    assert all(f.error is None for f in res.feeders.values())
+    mqtt_in = [ev for ev in rec.events if ev.get("ch") in rec.mqtt_channels() and ev.get("dir") == "rx"]
+    assert res.mqtt_published == len(mqtt_in)
+    if any(ev.get("topic") == "homeassistant/status" for ev in mqtt_in):
+        assert any("Home Assistant restarted" in ln for ln in res.lines), log
+
+    # every valid frame -> the expected state, in order
+    want, frames = expected_states(rec, speed=speed)
+    got = collapse([s for _, s in res.states()])
+    assert frames < 2 or got, "no state published for %d frames\n%s" % (frames, log)
+    assert got == collapse(want), "published states differ from the TICMeter model " \
+        "(%d published, %d expected)" % (len(got), len(collapse(want)))
+
+    # energy indexes never decrease, never zero
+    is_energy = energy_labels()
+    last = {}
+    for state in got:
+        for k, v in state.items():
+            if is_energy(k):
+                assert isinstance(v, int) and v > 0, (k, v)
+                assert v >= last.get(k, 0), "%s went down: %d -> %d" % (k, last[k], v)
+                last[k] = v
+
+    # golden
+    path = GOLDEN / (name + ".golden.jsonl")
+    actual = res.golden()
+    if UPDATE:
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        golden.write(path, actual, recording=name, device_id="replay")
+        return
+    assert path.is_file(), "no golden file %s: run PASSERELLE_UPDATE_GOLDEN=1 pytest tests/replay" % path
+    _, expected = golden.read(path)
+    diff = golden.compare(expected, actual)
+    assert not diff, "MQTT output differs from %s:\n%s" % (path.name, "\n".join(diff))
+
+
+CAPS = capture_names()
+
+
+@pytest.mark.parametrize("capture", CAPS or [pytest.param(None, marks=pytest.mark.skip(
+    reason="../shared/captures/tic is absent: the real Linky captures are not beside this checkout"))])
+def test_capture_golden(capture, mosquitto, board_root, tmp_path):
+    rec = capture_recording(CAPTURES / capture, tmp_path)
+    _check(rec, "capture_" + capture.rsplit(".", 1)[0], mosquitto, board_root)
+
+
+@pytest.mark.parametrize("name", recording_names())
+def test_recording_golden(name, mosquitto, board_root):
+    rec = recording.read(RECORDINGS / name)
+    _check(rec, name.split(".")[0], mosquitto, board_root, RECORDING_SPEED)
+
+
+def test_the_corpus_is_complete():
+    assert len(recording_names()) >= 3
+    if CAPTURES.is_dir():
+        assert len(capture_names()) >= 20
+    assert BOARD.get("heapsize")
