@@ -222,6 +222,7 @@ class Device:
         self.t.exec_raw_no_follow("import machine\nmachine.reset()")
         self.t.in_raw_repl = False
         ser = self.t.serial
+        ser.timeout = 0.1               # SerialTransport opens it blocking: keep the deadlines
         lines, buf, report = [], b"", None
         deadline = time.monotonic() + timeout
         settle_end = None

@@ -430,6 +430,8 @@ def add_parser(subparsers):
     p.add_argument("--heapsize", default=DEFAULT_HEAPSIZE, help="-X heapsize (default %s)" % DEFAULT_HEAPSIZE)
     p.add_argument("--emu", default=None, metavar="JSON",
                    help='emulated peripherals, passed as env PASSERELLE_EMU, e.g. \'{"uart": {"1": 4242}}\'')
+    p.add_argument("--tic-sim", choices=("historic", "standard"), default=None,
+                   help="also serve a simulated Linky on UART 1 (sets --emu's uart)")
     p.add_argument("--log", default=None, help="append everything the board writes to this file")
     p.add_argument("--echo", action="store_true", help="also copy the board output to stdout")
     p.set_defaults(func=_cmd)
@@ -442,6 +444,17 @@ def _cmd(args):
         except ValueError as exc:
             print("vboard: --emu is not JSON: %s" % exc, file=sys.stderr)
             return 2
+    server = None
+    if args.tic_sim:
+        from .sim.linky import LinkySim
+        from .tic_server import TicServer
+        sim = LinkySim(mode=args.tic_sim, phases=1, tariff="hc", seed=0)
+        server = TicServer(sim.stream(), sim.line_rate(), 1.0, name="linky").start()
+        emu = json.loads(args.emu) if args.emu else {}
+        emu.setdefault("uart", {})["1"] = server.port
+        args.emu = json.dumps(emu)
+        print("vboard: simulated Linky (%s) on 127.0.0.1:%d = UART 1" % (args.tic_sim, server.port),
+              file=sys.stderr)
     tmp = None
     root = args.root
     if root is None:
@@ -463,6 +476,8 @@ def _cmd(args):
         pass
     finally:
         vb.stop()
+        if server is not None:
+            server.stop()
         if tmp:
             import shutil
             shutil.rmtree(tmp, ignore_errors=True)

@@ -12,6 +12,8 @@ import pytest
 from passerelle import cli
 from passerelle.boards import load_board
 from passerelle.flash import _verdict, diff, image_commands, parse_chip, run_flash
+from passerelle.sim.linky import LinkySim
+from passerelle.tic_server import TicServer
 
 
 def _config(tmp_path, broker_port=1, **meter):
@@ -42,8 +44,12 @@ def test_flash_a_fresh_board_then_nothing_changed(vboard, tmp_path, mosquitto, c
     c.on_message = lambda c_, u, m: got.__setitem__(m.topic, m.payload)
     c.connect(mosquitto.host, mosquitto.port, 30)
     c.loop_start()
+    tic = None
     try:
         assert ready.wait(10)
+        sim = LinkySim(mode="standard", phases=1, tariff="hc", seed=1)
+        tic = TicServer(sim.stream(), sim.line_rate(), 4.0, name="linky").start()
+        vboard.emu = {"uart": {"1": tic.port}}     # env of the next (re)spawn: flash resets it
         cfg = _config(tmp_path, mosquitto.port)
         t0 = time.monotonic()
         assert _flash(vboard, tmp_path, cfg) == 0
@@ -60,6 +66,9 @@ def test_flash_a_fresh_board_then_nothing_changed(vboard, tmp_path, mosquitto, c
             time.sleep(0.1)
         assert got.get("passerelle/vb1/status") == b"online", got
         assert json.loads(got["passerelle/vb1/boot"])["config"] == "ok"
+        while "passerelle/vb1/linky/state" not in got and time.monotonic() < deadline + 10:
+            time.sleep(0.1)
+        assert json.loads(got["passerelle/vb1/linky/state"])["EAST"] > 0
 
         mtimes = {f: (vboard.root / f).stat().st_mtime_ns for f in files}
         assert _flash(vboard, tmp_path, cfg) == 0
@@ -69,6 +78,8 @@ def test_flash_a_fresh_board_then_nothing_changed(vboard, tmp_path, mosquitto, c
         assert "gateway up" in out.err
         print("first flash %.1fs" % first)
     finally:
+        if tic is not None:
+            tic.stop()
         c.loop_stop()
         c.disconnect()
 

@@ -92,3 +92,47 @@ def test_emu_options_reach_the_firmware_env(tmp_path):
             s.write(b"import os\nprint(os.getenv('PASSERELLE_EMU'))\x04")
             assert b'{"uart": {"1": 4242}}' in s.read_until(b"\x04>")
     assert not (tmp_path / "p").exists()      # the link is removed on stop
+
+
+
+def test_interactive_repl(vboard):
+    """`mpremote repl` needs a terminal: run it on a PTY, type a line, leave with Ctrl-]."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mp = str(Path(sys.executable).parent / "mpremote")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([mp, "connect", str(vboard.port), "repl"], stdin=slave, stdout=slave,
+                            stderr=slave, close_fds=True)
+    os.close(slave)
+    seen = b""
+
+    def read_until(needle, timeout=10):
+        nonlocal seen
+        end = time.monotonic() + timeout
+        while needle not in seen and time.monotonic() < end:
+            r, _, _ = select.select([master], [], [], 0.1)
+            if r:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+        return needle in seen
+
+    try:
+        assert read_until(b"Connected to MicroPython"), seen
+        os.write(master, b"\r")
+        assert read_until(b">>> "), seen
+        os.write(master, b"print(6 * 7)\r")
+        assert read_until(b"42\r\n"), seen
+        os.write(master, b"\x1d")                      # Ctrl-] leaves mpremote
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
