@@ -97,12 +97,13 @@ def test_record_serial_cli_duration(tmp_path, pty_pair):
     master, name = pty_pair
     out = tmp_path / "d.jsonl"
     t0 = time.monotonic()
-    proc = _cli("record", "serial", "--port", name, "--duration", "1", "-o", str(out))
-    time.sleep(0.5)
+    proc = _cli("record", "serial", "--port", name, "--duration", "3", "-o", str(out))
+    while not out.exists() and time.monotonic() - t0 < 8:    # the port is open once the file is
+        time.sleep(0.02)
     os.write(master, FRAME)
     _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
-    assert time.monotonic() - t0 < 10
+    assert 3 <= time.monotonic() - t0 < 12
     assert recording.read(out).payload_bytes("tic") == FRAME
 
 
