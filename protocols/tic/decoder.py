@@ -17,13 +17,16 @@ Groups are validated wherever they are, inside a frame or not, and counted in
 ``stats['groups']``; only groups inside an STX...ETX frame reach ``frame.groups``.
 """
 
+from array import array
+
 from protocols.compat import const
 from protocols.errors import UsageError
-from protocols.tic.labels import AUTO, HISTORIC, STANDARD, HIST, STD, F_NUM, value_ok
+from protocols.tic.labels import AUTO, HISTORIC, STANDARD, F_NUM, NAMES, CODES, SPECS, data_ok
 
 GROUP_MAX = const(128)         # bytes between the opener and the terminator
 FRAME_MAX_BYTES = const(3072)  # STX..ETX; the largest real standard frame is ~1.5 KB
 FRAME_MAX_GROUPS = const(160)  # segments in one frame
+CACHE_MAX = const(2048)        # bytes of raw groups kept for the reuse (one per label)
 
 _STX = const(2)
 _ETX = const(3)
@@ -32,6 +35,11 @@ _HT = const(9)
 _LF = const(10)
 _CR = const(13)
 _SP = const(32)
+
+_NH = const(36)     # labels.NH: NAMES[:36] historic, NAMES[36:] standard
+_NL = const(107)    # len(labels.NAMES)
+_NONE = const(255)  # "no label" in the label-index tables
+_START = const(107)  # pseudo label "start of frame" in self._nx
 
 # counter indexes (stats names in NAMES, same order)
 _GROUPS = const(0)
@@ -51,27 +59,10 @@ _GARBAGE = const(13)
 _BYTES = const(14)
 _NCOUNTERS = const(15)
 
-NAMES = ('groups', 'checksum_errors', 'label_errors', 'format_errors', 'mode_errors',
-         'truncated', 'malformed', 'overflows', 'frames', 'frames_interrupted',
-         'frames_unterminated', 'frames_empty', 'frames_overflow', 'garbage_bytes',
-         'bytes')
-
 # decoder states
 _BETWEEN = const(0)   # not inside a segment
 _INSEG = const(1)     # inside a segment whose bytes so far are in self._g
 _SKIP = const(2)      # inside an over-long segment: skip to the next control byte
-
-# label record: one list per label seen by this decoder, built once and updated
-_R_RAW = const(0)     # bytes of the last accepted occurrence, label..checksum + CR
-_R_TUP = const(1)     # its (value, horodate) tuple, reused while the bytes repeat
-_R_NEXT = const(2)    # record of the label that followed it last time (prediction)
-_R_LABEL = const(3)
-_R_MODE = const(4)
-_R_LSEP = const(5)    # label bytes + separator, to recognise the predicted label
-_R_K = const(6)       # len(label) + 1: data (or horodate) offset
-_R_LSUM = const(7)    # checksum contribution of the label and separator(s)
-_R_SPEC = const(8)
-_R_SIZE = const(9)
 
 
 def _scan(b, p, lim):
@@ -94,7 +85,18 @@ class TicFrame:
 
 
 class TicDecoder:
-    """``used, frame = d.decode(buf, start)``; never raises on wire data."""
+    """``used, frame = d.decode(buf, start)``; never raises on wire data.
+
+    Reuse cache (see README "Performance" and "Memory"), per label index ``i``
+    in ``labels.NAMES``: ``_rb[_ro[i]:_ro[i] + _rl[i]]`` are the raw bytes
+    (label..CR) of its last accepted occurrence in a frame, whose ``(value,
+    horodate)`` is ``frame.groups[label]`` (``_rl[i]`` = 0: nothing cached);
+    ``_nx[i]`` is the label that followed it (the prediction).  Invariant:
+    ``_rl[i] > 0`` implies ``frame.groups`` holds that label with the tuple of
+    those bytes, so a group identical to its cache is accepted without
+    touching the dict.  ``frame.groups`` is therefore not emptied at STX:
+    labels not seen in the frame (``_fs[i] != _tag``) are removed at ETX.
+    """
 
     def __init__(self, mode=AUTO):
         if mode not in (AUTO, HISTORIC, STANDARD):
@@ -102,26 +104,24 @@ class TicDecoder:
         self._cfg = mode
         self._g = bytearray(GROUP_MAX + 2)
         self._gmv = memoryview(self._g)
-        self._keys = [None] * (FRAME_MAX_GROUPS + 1)
-        self._nk = 0
         self._c = [0] * _NCOUNTERS
-        self._recs = {}                  # label -> record
-        self._start = [None] * _R_SIZE   # pseudo record: its NEXT is the first label
         self.frame = TicFrame()
-        # size both dicts for every known label now, while the heap is young:
-        # decoding then never needs a large contiguous block (a grown table)
-        for d in (self.frame.groups, self._recs):
-            for t in (HIST, STD):
-                for label in t:
-                    d[label] = None
-            for t in (HIST, STD):
-                for label in t:
-                    del d[label]
+        self._rb = bytearray(0)             # raw groups, grown on demand up to CACHE_MAX
+        self._rmv = memoryview(self._rb)
+        self._top = 0                       # end of the used part of _rb
+        self._ro = array('H', bytes(2 * _NL))
+        self._rl = bytearray(_NL)
+        self._fs = bytearray(_NL)           # frame tag of the last frame that had the label
+        self._tag = 0
+        nx = bytearray(_NL + 1)
+        for i in range(_NL + 1):
+            nx[i] = _NONE
+        self._nx = nx
         self.reset()
 
     def reset(self):
-        """Forget any partial group/frame and zero the counters (the label
-        records, a pure cache, are kept)."""
+        """Forget any partial group/frame and zero the counters (the reuse
+        cache is kept)."""
         c = self._c
         for i in range(_NCOUNTERS):
             c[i] = 0
@@ -129,11 +129,14 @@ class TicDecoder:
         # opener, so that a complete group before the first LF is not lost
         self._st = _INSEG
         self._glen = 0
-        self._clear()
         self._inf = False
+        self._nk = 0
+        self._nseen = 0
+        self.frame.invalid = 0
+        self._fmode = self._cfg
         self._fstart = 0
-        self._pred = None    # record expected next (or None)
-        self._prev = None    # record of the previous accepted group (or None)
+        self._pred = _NONE   # label index expected next
+        self._prev = _NONE   # label index of the previous accepted group
         self.mode = self._cfg   # mode of the last frame returned (AUTO until then)
 
     @property
@@ -144,31 +147,33 @@ class TicDecoder:
     @property
     def stats(self):
         c = self._c
-        d = {}
-        for i in range(_NCOUNTERS):
-            d[NAMES[i]] = c[i]
-        return d
+        return {'groups': c[0], 'checksum_errors': c[1], 'label_errors': c[2],
+                'format_errors': c[3], 'mode_errors': c[4], 'truncated': c[5],
+                'malformed': c[6], 'overflows': c[7], 'frames': c[8],
+                'frames_interrupted': c[9], 'frames_unterminated': c[10],
+                'frames_empty': c[11], 'frames_overflow': c[12],
+                'garbage_bytes': c[13], 'bytes': c[14]}
 
     # -- frame bookkeeping -------------------------------------------------
-
-    def _clear(self):
-        g = self.frame.groups
-        k = self._keys
-        for i in range(self._nk):
-            g.pop(k[i], None)
-            k[i] = None
-        self._nk = 0
-        self.frame.invalid = 0
-        self._fmode = self._cfg
 
     def _stx(self, pos):
         if self._inf:
             self._c[_UNTERMINATED] += 1
-        self._clear()
+        tag = self._tag + 1
+        if tag > 255:
+            fs = self._fs
+            for i in range(_NL):
+                fs[i] = 0
+            tag = 1
+        self._tag = tag
+        self._nk = 0
+        self._nseen = 0
+        self.frame.invalid = 0
+        self._fmode = self._cfg
         self._inf = True
         self._fstart = pos
-        self._prev = self._start
-        self._pred = self._start[_R_NEXT]
+        self._prev = _START
+        self._pred = self._nx[_START]
 
     def _etx(self, pos):
         self._inf = False
@@ -179,15 +184,25 @@ class TicDecoder:
         if self._nk == 0:
             c[_EMPTY] += 1
             return None
-        c[_FRAMES] += 1
         f = self.frame
+        g = f.groups
+        if len(g) != self._nseen:
+            # labels left by an earlier frame: drop them (and their cache)
+            fs = self._fs
+            tag = self._tag
+            for k in list(g):
+                i = NAMES.index(k)
+                if fs[i] != tag:
+                    del g[k]
+                    self._rl[i] = 0
+        c[_FRAMES] += 1
         f.mode = self.mode = self._fmode
         return f
 
     def _reject(self, r):
         self._c[r] += 1
-        self._pred = None
-        self._prev = None
+        self._pred = _NONE
+        self._prev = _NONE
         if self._inf:
             f = self.frame
             f.invalid += 1
@@ -195,43 +210,55 @@ class TicDecoder:
                 self._c[_FOVERFLOW] += 1
                 self._inf = False
 
-    # -- one segment ---------------------------------------------------------
+    def _store(self, i, mv, a, n):
+        """Cache raw bytes mv[a:a+n] as label i's last occurrence, at a new
+        place (its length changed)."""
+        rl = self._rl
+        rl[i] = 0
+        o = self._top
+        if o + n > len(self._rb):
+            o = self._compact(n)
+            if o < 0:
+                return
+        self._top = o + n
+        self._ro[i] = o
+        rl[i] = n
+        self._rb[o:o + n] = mv[a:a + n]
 
-    def _label(self, b, mv, a, e, sep, gm):
-        """Identify the label of segment [a, e) without prediction.
-        Returns its record, or an int counter index on error."""
-        d = e - 2
-        k = b.find(b' ' if sep == _SP else b'\t', a, d)
-        if k <= a:
-            return _MALFORMED
-        s = sum(mv[a:d])
-        if sep == _HT:
-            s += _HT
-        if (s & 63) + 32 != b[e - 1]:
-            return _CHECKSUM
-        try:
-            label = str(mv[a:k], 'ascii')
-        except ValueError:
-            return _LABEL
-        rec = self._recs.get(label)
-        if rec is None or rec[_R_MODE] != gm:
-            spec = (HIST if gm == HISTORIC else STD).get(label)
-            if spec is None:
-                return _LABEL
-            lsum = sep
-            for ch in label:
-                lsum += ord(ch)
-            if sep == _HT:
-                lsum += _HT    # the HT before the checksum is included in standard mode
-            rec = [None] * _R_SIZE
-            rec[_R_LABEL] = label
-            rec[_R_MODE] = gm
-            rec[_R_LSEP] = label.encode() + (b' ' if sep == _SP else b'\t')
-            rec[_R_K] = len(label) + 1
-            rec[_R_LSUM] = lsum
-            rec[_R_SPEC] = spec
-            self._recs[label] = rec
-        return rec
+    def _compact(self, n):
+        """Make room for n more bytes: copy the live entries into a new buffer
+        (grown by 1/4, at most CACHE_MAX; if even that cannot hold them, the
+        cache is emptied).  Returns the offset for the n bytes, or -1."""
+        rl = self._rl
+        ro = self._ro
+        need = sum(rl) + n
+        if need > CACHE_MAX:
+            for i in range(_NL):
+                rl[i] = 0
+            need = n
+        size = len(self._rb)
+        if need > size:
+            size = need + (need >> 2) + 32
+            if size > CACHE_MAX:
+                size = CACHE_MAX
+        rb = bytearray(size)
+        old = self._rmv
+        top = 0
+        for i in range(_NL):
+            k = rl[i]
+            if k:
+                o = ro[i]
+                rb[top:top + k] = old[o:o + k]
+                ro[i] = top
+                top += k
+        self._rb = rb
+        self._rmv = memoryview(rb)
+        self._top = top
+        if top + n > size:
+            return -1
+        return top
+
+    # -- one segment ---------------------------------------------------------
 
     def _check(self, b, mv, a, e):
         """Validate segment b[a:e] (label..checksum; b[e] is its terminator).
@@ -239,81 +266,103 @@ class TicDecoder:
         index of the error and change nothing (the caller counts it)."""
         if e - a < 4:
             return _MALFORMED
-        sep = b[e - 2]
+        d = e - 2
+        sep = b[d]
         if sep == _SP:
             gm = HISTORIC
+            k = b.find(b' ', a, d)
         elif sep == _HT:
             gm = STANDARD
+            k = b.find(b'\t', a, d)
         else:
             return _MALFORMED
         cfg = self._cfg
         if cfg and cfg != gm:
             return _MODE
-        d = e - 2
-        rec = self._pred
-        if (rec is not None and rec[_R_MODE] == gm and a + rec[_R_K] <= d
-                and b.startswith(rec[_R_LSEP], a)):
-            k = a + rec[_R_K]
-            g = mv[k:d]
-            if (rec[_R_LSUM] + sum(g)) & 63 != b[e - 1] - 32:
-                return _CHECKSUM
+        if k <= a:
+            return _MALFORMED
+        s = sum(mv[a:d])
+        if sep == _HT:
+            s += _HT    # the HT before the checksum is included in standard mode
+        if (s & 63) + 32 != b[e - 1]:
+            return _CHECKSUM
+        rl = self._rl
+        i = self._pred
+        if (i != _NONE and rl[i] and k - a == len(NAMES[i])
+                and mv[a:k] == self._rmv[self._ro[i]:self._ro[i] + k - a]):
+            # the expected label (its last bytes start with it): no lookup
+            if (i < _NH) != (gm == HISTORIC):
+                return _LABEL
+            label = NAMES[i]
         else:
-            rec = self._label(b, mv, a, e, sep, gm)
-            if rec.__class__ is int:
-                return rec
-            k = a + rec[_R_K]
-            g = mv[k:d]
-        label = rec[_R_LABEL]
-        spec = rec[_R_SPEC]
+            try:
+                # an interned label (see labels.py): no allocation
+                label = str(mv[a:k], 'ascii')
+                if gm == HISTORIC:
+                    i = NAMES.index(label, 0, _NH)
+                else:
+                    i = NAMES.index(label, _NH)
+            except ValueError:      # not ASCII (CPython), not in the table
+                return _LABEL
+        o = CODES[i] * 6
+        k += 1
         try:
-            if spec[3]:
+            if SPECS[o + 3]:
                 # horodated: SAAMMJJhhmmss HT data; season [ EHeh], 12 digits
                 if d - k < 14 or b[k + 13] != _HT:
                     return _FORMAT
                 x = b[k]
                 if x != 72 and x != 69 and x != 32 and x != 104 and x != 101:
                     return _FORMAT
-                i = k + 1
-                while i < k + 13:
-                    x = b[i]
+                j = k + 1
+                while j < k + 13:
+                    x = b[j]
                     if x < 48 or x > 57:
                         return _FORMAT
-                    i += 1
+                    j += 1
                 hd = str(mv[k:k + 13], 'ascii')
-                v = str(mv[k + 14:d], 'ascii')
+                k += 14
             else:
                 hd = None
-                v = str(g, 'ascii')
+            v = str(mv[k:d], 'ascii')
         except ValueError:      # bytes >= 0x80 that are not UTF-8 (CPython: any)
             return _FORMAT
-        if spec[0] == F_NUM:
+        if SPECS[o] == F_NUM:
             n = len(v)
-            if n < spec[1] or n > spec[2] or not v.isdigit():
+            if n < SPECS[o + 1] or n > SPECS[o + 2] or not v.isdigit():
                 return _FORMAT
-        elif not value_ok(label, spec, v):
+        elif not data_ok(o, v, b, k, d):
             return _FORMAT
-        t = (v, hd)
         if self._inf:
             fm = self._fmode
             if fm != gm:
                 if fm:
                     return _MODE
                 self._fmode = gm
-            self.frame.groups[label] = t
-            n = self._nk
-            self._keys[n] = label
-            self._nk = n + 1
-            if n + 1 + self.frame.invalid > FRAME_MAX_GROUPS:
+            self.frame.groups[label] = (v, hd)
+            fs = self._fs
+            if fs[i] != self._tag:
+                fs[i] = self._tag
+                self._nseen += 1
+            n = e + 1 - a
+            if b[e] != _CR:
+                rl[i] = 0
+            elif rl[i] == n:    # same length as the cached bytes: overwrite them
+                o = self._ro[i]
+                self._rb[o:o + n] = mv[a:e + 1]
+            else:
+                self._store(i, mv, a, n)
+            n = self._nk + 1
+            self._nk = n
+            if n + self.frame.invalid > FRAME_MAX_GROUPS:
                 self._c[_FOVERFLOW] += 1
                 self._inf = False
         self._c[_GROUPS] += 1
-        rec[_R_TUP] = t
-        rec[_R_RAW] = bytes(mv[a:e + 1]) if b[e] == _CR else None
         prev = self._prev
-        if prev is not None:
-            prev[_R_NEXT] = rec
-        self._prev = rec
-        self._pred = rec[_R_NEXT]
+        if prev != _NONE:
+            self._nx[prev] = i
+        self._prev = i
+        self._pred = self._nx[i]
         return 0
 
     def _ended(self, b, mv, a, q):
@@ -428,51 +477,65 @@ class TicDecoder:
         p = start
         if self._st:
             p = self._resume(buf, mv, p, n)
-        groups = self.frame.groups
-        keys = self._keys
+        rl = self._rl
+        ro = self._ro
+        fs = self._fs
+        nx = self._nx
         # hot state kept in locals; written back before any method call
+        rmv = self._rmv
         pred = self._pred
+        prev = self._prev
         inf = self._inf
         fmode = self._fmode
         nk = self._nk
+        nseen = self._nseen
+        tag = self._tag
         nkmax = FRAME_MAX_GROUPS - self.frame.invalid
         ng = 0
         while p < n:
             x = buf[p]
             if x == _LF:
                 a = p + 1
-                if pred is not None:
+                if pred != _NONE:
                     # fast path: the expected label with exactly the bytes it
-                    # had last time (validated then): reuse its tuple
-                    raw = pred[_R_RAW]
-                    if raw is not None and buf.startswith(raw, a, n):
-                        if inf:
-                            if fmode != pred[_R_MODE]:
-                                if fmode:
-                                    raw = None
-                                else:
-                                    fmode = pred[_R_MODE]
-                            if nk >= nkmax:    # let _check() close the frame
-                                raw = None
-                        if raw is not None:
+                    # had last time (validated then, its tuple is in the dict)
+                    k = rl[pred]
+                    if k and a + k <= n:
+                        o = ro[pred]
+                        if mv[a:a + k] == rmv[o:o + k]:
                             if inf:
-                                x = pred[_R_LABEL]
-                                groups[x] = pred[_R_TUP]
-                                keys[nk] = x
-                                nk += 1
-                            ng += 1
-                            p = a + len(raw)
-                            self._prev = pred
-                            pred = pred[_R_NEXT]
-                            continue
+                                x = HISTORIC if pred < _NH else STANDARD
+                                if fmode != x:
+                                    if fmode:
+                                        k = 0
+                                    else:
+                                        fmode = x
+                                if nk >= nkmax:    # let _check() close the frame
+                                    k = 0
+                            if k:
+                                if inf:
+                                    if fs[pred] != tag:
+                                        fs[pred] = tag
+                                        nseen += 1
+                                    nk += 1
+                                ng += 1
+                                p = a + k
+                                prev = pred
+                                pred = nx[pred]
+                                continue
                 self._pred = pred
+                self._prev = prev
                 self._fmode = fmode
                 self._nk = nk
+                self._nseen = nseen
                 p = self._segment(buf, mv, a, n)
+                rmv = self._rmv
                 pred = self._pred
+                prev = self._prev
                 inf = self._inf
                 fmode = self._fmode
                 nk = self._nk
+                nseen = self._nseen
                 nkmax = FRAME_MAX_GROUPS - self.frame.invalid
             elif x >= 32 or x == _HT:
                 q = _scan(buf, p + 1, n)
@@ -482,8 +545,10 @@ class TicDecoder:
                 p += 1
             else:
                 self._pred = pred
+                self._prev = prev
                 self._fmode = fmode
                 self._nk = nk
+                self._nseen = nseen
                 if x == _STX:
                     self._stx(c[_BYTES] + p - start)
                     p += 1
@@ -502,14 +567,20 @@ class TicDecoder:
                     p += 1
                 else:   # any other control byte opens a segment (LF received as 0x0B...)
                     p = self._segment(buf, mv, p + 1, n)
+                rmv = self._rmv
                 pred = self._pred
+                prev = self._prev
                 inf = self._inf
                 fmode = self._fmode
                 nk = self._nk
+                nseen = self._nseen
+                tag = self._tag
                 nkmax = FRAME_MAX_GROUPS - self.frame.invalid
         self._pred = pred
+        self._prev = prev
         self._fmode = fmode
         self._nk = nk
+        self._nseen = nseen
         c[_GROUPS] += ng
         c[_BYTES] += n - start
         return n - start, None

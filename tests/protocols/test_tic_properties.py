@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from protocols.tic import AUTO, HISTORIC, STANDARD, TicDecoder, encode_frame, encode_group, labels
-from protocols.tic.decoder import FRAME_MAX_GROUPS, GROUP_MAX
+from protocols.tic.decoder import CACHE_MAX, FRAME_MAX_GROUPS, GROUP_MAX
 
 from tests.protocols.tic_helpers import CAPTURES, capture_files, read_capture
 from tests.protocols.tic_oracle import ERRORS, FRAME_ENDS, segments_and_garbage
@@ -152,8 +152,9 @@ def test_buffers_bounded_under_endless_garbage():
             used, f = d.decode(chunk, p)
             p += used
         assert len(d._g) == glen0 and d._glen <= GROUP_MAX
-        assert d._nk <= len(d._keys) == FRAME_MAX_GROUPS + 1 and len(d.frame.groups) <= FRAME_MAX_GROUPS
-        assert len(d._recs) <= len(labels.HIST) + len(labels.STD)
+        assert len(d.frame.groups) <= len(labels.NAMES)
+        assert len(d._rb) <= CACHE_MAX and d._top <= len(d._rb)
+        assert len(d._rl) == len(d._fs) == len(d._ro) == len(labels.NAMES)
     # no control byte at all for a long time: overflow, then skipped as garbage
     d = TicDecoder()
     d.decode(b"\n" + b"A" * 100000, 0)
@@ -168,7 +169,7 @@ def test_frame_without_etx_is_bounded():
     for _ in range(FRAME_MAX_GROUPS + 10):
         d.decode(g, 0)
     assert d.stats["frames_overflow"] == 1 and not d.in_frame
-    assert len(d.frame.groups) == 1 and d._nk <= len(d._keys) == FRAME_MAX_GROUPS + 1
+    assert len(d.frame.groups) == 1 and d._nk <= FRAME_MAX_GROUPS + 1
     used, f = d.decode(b"\x03", 0)
     assert f is None
     # too many bytes between STX and ETX

@@ -17,7 +17,7 @@ def value_for(label, spec):
     if fmt == L.F_EMPTY:
         return st.just("")
     if fmt == L.F_ENUM:
-        return st.sampled_from(L.ENUMS[label])
+        return st.sampled_from(L.DEMAIN_VALUES)
     alphabet = {L.F_NUM: _DIGITS, L.F_ID: _ALNUM, L.F_HEX: _HEX,
                 L.F_TEXT: _PRINTABLE, L.F_CODE: _CODE}[fmt]
     return st.text(alphabet=alphabet, min_size=lo, max_size=hi)
@@ -30,9 +30,8 @@ horodates = st.builds(lambda s, d: s + d, st.sampled_from(" EHeh"),
 @st.composite
 def groups(draw, mode):
     """One valid (label, value, horodate|None) of ``mode``."""
-    table = L.HIST if mode == HISTORIC else L.STD
-    label = draw(st.sampled_from(sorted(table)))
-    spec = table[label]
+    label = draw(st.sampled_from(sorted(L.names(mode))))
+    spec = L.spec(label, mode)
     value = draw(value_for(label, spec))
     hd = draw(horodates) if spec[3] else None
     return (label, value, hd)
