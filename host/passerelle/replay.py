@@ -33,7 +33,7 @@ from . import golden, recording
 from .emulate import Emulation, EmulationError, parse_broker
 from .replay_io import Cassette, Clock, Collector, Feeder, SerialEndpoint, TcpEndpoint  # noqa: F401
 
-FIRMWARE_ERRORS = ("MemoryError", "Traceback", "crashed")
+FIRMWARE_ERRORS = ("MemoryError", "Traceback", "crashed", "CRASH")
 DEFAULT_DEVICE = "replay"
 
 
@@ -186,11 +186,13 @@ class Replay:
             else:
                 for f in feeders.values():
                     f.start()
-            res.online = collector.wait_for(lambda m: m[0] == status and m[1] == b"online",
-                                            self.online_timeout_s, lambda: emu is None or emu.running())
+            res.online = collector.wait_for(
+                lambda m: m[0] == status and m[1] == b"online", self.online_timeout_s,
+                lambda: emu is None or (emu.running() and not emu.restarts))
             if not res.online and self.into == "emu":
-                raise RuntimeError("the gateway did not come online on %s within %gs"
-                                   % (status, self.online_timeout_s))
+                errors = [ln for ln in emu.lines if any(k in ln for k in FIRMWARE_ERRORS)]
+                raise RuntimeError("the gateway did not come online on %s%s" % (
+                    status, ": " + errors[-1] if errors else " within %gs" % self.online_timeout_s))
             mqtt_events = self._mqtt_events()
             if mqtt_events:
                 pub = _Publisher(self.host, self.port, mqtt_events, clock, stop_event)
@@ -346,9 +348,12 @@ def run_replay(args):
         except KeyboardInterrupt:
             stop.set()
             return 130
-    except (EmulationError, RuntimeError, ValueError, OSError) as exc:
+    except (EmulationError, ValueError, OSError) as exc:
         _say(str(exc))
         return 2
+    except RuntimeError as exc:         # the gateway crashed / never came online
+        _say(str(exc))
+        return 1
     finally:
         if broker is not None:
             broker.__exit__(None, None, None)

@@ -1,0 +1,75 @@
+"""What a long replay proves about memory (accelerated: 10,000 three-phase standard
+frames, the heaviest the simulator makes, fed as fast as the firmware reads them):
+
+* no MemoryError, no traceback, no board reset at the emulated board's heapsize
+  (boards/emu/board.json ``heapsize``) -- and at the 96K target
+  (``heapsize_target``, ~ a 64 KB ESP32 budget), an expected failure until
+  board.json's heapsize reaches it;
+* no heap growth from frame 100 to frame 10,000: ``free_heap`` of the stats topic
+  (published every 5 s, after gc.collect()) once the first ~100 frames are in vs. at
+  rest after the last frame, within ``HEAP_NOISE`` (buffers in flight at the moment
+  of a sample; a leak of one byte per frame would show 10 KB).
+
+The first 150 frames are paced (0.04 s apart) so that the first stats sample falls
+near frame 100; the rest are due at once.
+"""
+
+import json
+import os
+
+import pytest
+
+from passerelle import recording
+from passerelle.sim.linky import LinkySim
+
+from tests.replay.helpers import BOARD, run_replay
+
+pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
+
+FRAMES = int(os.environ.get("PASSERELLE_HEAP_FRAMES", "10000"))
+HEAP_NOISE = 2048
+CURRENT = os.environ.get("PASSERELLE_HEAPSIZE") or BOARD["heapsize"]
+TARGET = BOARD.get("heapsize_target", "96K")
+
+PARAMS = [CURRENT]
+if TARGET != CURRENT:
+    PARAMS.append(pytest.param(TARGET, marks=pytest.mark.xfail(
+        reason="boards/emu/board.json heapsize is %s: the gateway does not fit the %s target yet"
+        % (CURRENT, TARGET), strict=False)))
+
+
+@pytest.fixture(scope="module")
+def long_recording(tmp_path_factory):
+    sim = LinkySim(mode="standard", phases=3, tariff="tempo", seed=3, accel=1)
+    path = tmp_path_factory.mktemp("heap") / "long.jsonl"
+    chans = {"tic": recording.serial_channel(baud=9600)}
+    with recording.Writer(path, chans, source="LinkySim standard 3P tempo seed 3", t0=0.0) as w:
+        for i, (_, raw) in enumerate(sim.stream(frames=FRAMES)):
+            w.event("tic", "rx", raw, t=(i * 0.04 if i < 150 else 6.0), encoding="b64")
+    return recording.read(path)
+
+
+@pytest.fixture(scope="module")
+def board_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("heap-board")
+
+
+@pytest.mark.parametrize("heapsize", PARAMS)
+def test_long_replay_memory(long_recording, mosquitto, board_root, heapsize):
+    res = run_replay(long_recording, mosquitto, board_root, speed=1.0, heapsize=heapsize,
+                     config_overrides={"stats_period_s": 5}, settle_s=6.0)
+    log = "\n".join(res.lines[-40:])
+    assert res.online, log
+    assert not res.firmware_errors and not res.restarts, "\n".join(res.firmware_errors) + "\n" + log
+    assert not any("MemoryError" in ln for ln in res.lines), log
+    samples = [(d["meters"]["tic"]["frames"], d["free_heap"]) for d in res.stats_docs()]
+    assert samples and samples[-1][0] >= FRAMES - 1, (samples, log)
+    early = [s for s in samples if s[0] >= 100]
+    first, last = early[0], samples[-1]
+    print("\nheap %s: free %d B at frame %d, %d B at frame %d (%d stats samples)"
+          % (heapsize, first[1], first[0], last[1], last[0], len(samples)))
+    assert first[0] <= 1000, "no stats sample near frame 100: %s" % samples
+    assert last[1] >= first[1] - HEAP_NOISE, "heap grew by %d B from frame %d to frame %d: %s" % (
+        first[1] - last[1], first[0], last[0], json.dumps(samples))
+    states = res.states()
+    assert states and "EAST" in states[-1][1]
