@@ -168,7 +168,7 @@ class Replay:
         if self.into != "emu" and len(self.rec.serial_channels()) > 1:
             raise ValueError("--into PORT takes a recording with one serial channel")
         feeders = self._feeders(clock, uarts)
-        res.feeders = feeders
+        res.feeders = {f.name: f for f in feeders.values()}
         collector = Collector(self.host, self.port, golden.SUBSCRIPTIONS)
         emu = None
         pub = None
@@ -186,10 +186,13 @@ class Replay:
             else:
                 for f in feeders.values():
                     f.start()
-            res.online = collector.wait_for(
-                lambda m: m[0] == status and m[1] == b"online", self.online_timeout_s,
-                lambda: emu is None or (emu.running() and not emu.restarts))
-            if not res.online and self.into == "emu":
+            if self.into == "emu":
+                res.online = collector.wait_for(
+                    lambda m: m[0] == status and m[1] == b"online", self.online_timeout_s,
+                    lambda: emu.running() and not emu.restarts)
+            else:
+                res.online = None           # a real board: already running, maybe online
+            if res.online is False:
                 errors = [ln for ln in emu.lines if any(k in ln for k in FIRMWARE_ERRORS)]
                 raise RuntimeError("the gateway did not come online on %s%s" % (
                     status, ": " + errors[-1] if errors else " within %gs" % self.online_timeout_s))
