@@ -92,6 +92,16 @@ def record_serial(port, output, baud=1200, bytesize=7, parity="E", stopbits=1, c
 
 # ---- mqtt -----------------------------------------------------------------------------
 
+def parse_broker(url):
+    """``mqtt://host:port``, ``host:port`` or ``host`` -> (host, port) (like emulate's,
+    without importing the emulation and the codecs)."""
+    from urllib.parse import urlsplit
+    parts = urlsplit(url if "://" in url else "mqtt://" + url)
+    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+        raise ValueError("broker URL must be mqtt://host:port, got %r" % url)
+    return parts.hostname, parts.port or 1883
+
+
 def _matches(pattern, topic):
     p, t = pattern.split("/"), topic.split("/")
     for i, seg in enumerate(p):
@@ -107,8 +117,6 @@ def record_mqtt(broker, output, topics=("#",), channel="mqtt", duration=None, so
     """Subscribe to ``topics`` on ``broker`` and record every message; returns the
     number of messages."""
     import paho.mqtt.client as mqtt
-
-    from .emulate import parse_broker
 
     host, port = parse_broker(broker)
     stop_event = stop_event or threading.Event()

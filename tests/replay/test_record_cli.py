@@ -44,7 +44,9 @@ def test_record_serial_on_a_pty(tmp_path, pty_pair):
     th = threading.Thread(target=lambda: events.append(record_serial(
         name, out, baud=1200, bytesize=7, parity="E", stop_event=stop)), daemon=True)
     th.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while not out.exists() and time.monotonic() < deadline:   # the port is open once the file is
+        time.sleep(0.02)
     _write_slowly(master, FRAME * 3)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and recording.read(out).payload_bytes("tic") != FRAME * 3:
@@ -120,7 +122,7 @@ def test_record_mqtt(tmp_path, mosquitto):
     th = threading.Thread(target=record_mqtt, args=(mosquitto.url, out), daemon=True,
                           kwargs={"topics": ["#"], "stop_event": stop, "ready": ready})
     th.start()
-    assert ready.wait(10)
+    assert ready.wait(20)
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ha")
     c.connect(mosquitto.host, mosquitto.port)
     c.loop_start()
