@@ -85,10 +85,12 @@ def test_flash_a_fresh_board_then_nothing_changed(vboard, tmp_path, mosquitto, c
 
 
 def test_a_changed_config_copies_only_the_config(vboard, tmp_path, capsys):
-    assert _flash(vboard, tmp_path, _config(tmp_path)) == 0
-    capsys.readouterr()
-    assert _flash(vboard, tmp_path, _config(tmp_path, period_s=20)) == 0
-    assert "flash: 1 files to copy" in capsys.readouterr().err
+    rc = _flash(vboard, tmp_path, _config(tmp_path))
+    out = capsys.readouterr()
+    assert rc == 0, (out, bytes(vboard.output[-3000:]))
+    rc = _flash(vboard, tmp_path, _config(tmp_path, period_s=20))
+    out = capsys.readouterr()
+    assert rc == 0 and "flash: 1 files to copy" in out.err, (out, bytes(vboard.output[-3000:]))
 
 
 def test_broken_config_is_refused_before_anything_is_written(vboard, tmp_path, capsys):
