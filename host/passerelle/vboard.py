@@ -79,6 +79,24 @@ machine.unique_id = _unique_id
 machine.__name__ = 'machine'
 sys.modules['machine'] = machine
 del _bm, _k, _reset, _unique_id, machine
+import os as _bo
+class os:
+    pass
+for _k in dir(_bo):
+    if not _k.startswith('__'):
+        setattr(os, _k, getattr(_bo, _k))
+def _ilistdir(path='.', _l=_bo.ilistdir, _s=_bo.stat):
+    # VfsPosix yields 3-tuples: add the size, as a real board's FAT/littlefs does
+    for e in _l(path):
+        try:
+            n = 0 if e[1] & 0x4000 else _s(path.rstrip('/') + '/' + e[0])[6]
+        except OSError:
+            n = 0
+        yield (e[0], e[1], e[2], n)
+os.ilistdir = _ilistdir
+os.__name__ = 'os'
+sys.modules['os'] = os
+del _bo, _k, _ilistdir
 def _run(name):
     try:
         os.stat(name)
@@ -154,7 +172,7 @@ class VBoard:
         self.proc = None
         self.resets = []                 # [(monotonic, 'soft'|'hard', exit code)]
         self.output = bytearray()        # everything the board wrote (for tests), capped
-        self._state = tempfile.mkdtemp(prefix="passerelle-vboard-")
+        self._state = None
         self._stop = threading.Event()
         self._thread = None
         self._lock = threading.Lock()
@@ -168,6 +186,7 @@ class VBoard:
 
     def start(self):
         self.root.mkdir(parents=True, exist_ok=True)
+        self._state = tempfile.mkdtemp(prefix="passerelle-vboard-")
         self._launcher = _python_launcher()
         self._hmaster, self._hslave = os.openpty()
         _set_raw(self._hslave)
@@ -211,7 +230,9 @@ class VBoard:
             self._logf.close()
             self._logf = None
         import shutil
-        shutil.rmtree(self._state, ignore_errors=True)
+        if self._state:
+            shutil.rmtree(self._state, ignore_errors=True)
+            self._state = None
 
     def __enter__(self):
         return self.start()
