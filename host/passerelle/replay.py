@@ -128,7 +128,8 @@ class Replay:
 
     def __init__(self, rec, host, port, into="emu", speed=1.0, fast=False, device_id=DEFAULT_DEVICE,
                  heapsize=None, root=None, echo=False, config_overrides=None, meter_overrides=None,
-                 settle_s=1.0, online_timeout_s=60.0, max_wait_s=None, on_line=None, base="passerelle"):
+                 settle_s=1.0, online_timeout_s=60.0, max_wait_s=None, on_line=None, base="passerelle",
+                 gate=None):
         self.rec, self.host, self.port = rec, host, int(port)
         self.into, self.speed, self.fast = into, float(speed), bool(fast)
         if self.speed <= 0:
@@ -139,6 +140,7 @@ class Replay:
         self.max_wait_s = max_wait_s
         self.on_line = on_line
         self.base = base
+        self.gate = gate        # gate(channel, chunk index, collector): lockstep pacing (tests)
         self.result = Result()
 
     def _feeders(self, clock, uarts):
@@ -170,6 +172,9 @@ class Replay:
         feeders = self._feeders(clock, uarts)
         res.feeders = {f.name: f for f in feeders.values()}
         collector = Collector(self.host, self.port, golden.SUBSCRIPTIONS)
+        if self.gate is not None:
+            for f in feeders.values():
+                f.gate = lambda name, i: self.gate(name, i, collector)
         emu = None
         pub = None
         try:

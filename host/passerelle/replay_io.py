@@ -245,6 +245,7 @@ class Feeder:
         self.cassette = Cassette(events) if channel.get("reactive") else None
         self.stream = [(ev["t"], recording.payload(ev)) for ev in events if ev.get("dir") == "rx"]
         self.stats = {"bytes": 0, "chunks": 0, "requests": 0, "answers": 0}
+        self.gate = None        # gate(name, i): called before sending stream chunk i (lockstep)
         self.done = threading.Event()
         self._stop = threading.Event()
         self._thread = None
@@ -270,8 +271,12 @@ class Feeder:
     def _run(self):
         try:
             if self.cassette is None:
-                for t, data in self.stream:
-                    if not self.clock.wait_until(t, self._stop) or not self._send(data):
+                for i, (t, data) in enumerate(self.stream):
+                    if not self.clock.wait_until(t, self._stop):
+                        return
+                    if self.gate is not None:
+                        self.gate(self.name, i)
+                    if not self._send(data):
                         return
             else:
                 self._reactive()

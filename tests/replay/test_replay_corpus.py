@@ -18,7 +18,7 @@ from passerelle import golden, recording
 
 from tests.replay.helpers import (BOARD, CAPTURES, GOLDEN, RECORDING_SPEED, RECORDINGS, SPEED,
                                   UPDATE, capture_names,
-                                  capture_recording, collapse, energy_labels, expected_states,
+                                  capture_recording, collapse, energy_labels, lockstep, model,
                                   recording_names, run_replay)
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
@@ -31,7 +31,9 @@ def board_root(tmp_path_factory):
 
 
 def _check(rec, name, mosquitto, board_root, speed=SPEED):
-    res = run_replay(rec, mosquitto, board_root, speed=speed)
+    want, frames, waits, stats = model(rec, speed=speed)
+    res = run_replay(rec, mosquitto, board_root, speed=speed,
+                     gate=lockstep(waits, "passerelle/replay/tic/state"))
     log = "\n".join(res.lines[-60:])
     assert res.online, log
     assert not res.firmware_errors and not res.restarts, "\n".join(res.firmware_errors) + "\n" + log
@@ -42,7 +44,6 @@ def _check(rec, name, mosquitto, board_root, speed=SPEED):
         assert any("Home Assistant restarted" in ln for ln in res.lines), log
 
     # every valid frame -> the expected state, in order
-    want, frames = expected_states(rec, speed=speed)
     got = collapse([s for _, s in res.states()])
     assert frames < 2 or got, "no state published for %d frames\n%s" % (frames, log)
     assert got == collapse(want), "published states differ from the TICMeter model " \
