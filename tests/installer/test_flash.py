@@ -193,3 +193,44 @@ def test_diff_removes_only_stale_files_of_our_packages():
     board = {"/lib/gw/old.mpy": "x", "/lib/umqtt/simple.mpy": "y", "/main.py": "z"}
     to_write, unchanged, to_remove = diff(files, board)
     assert to_write == ["/lib/gw/app.mpy", "/main.py"] and to_remove == ["/lib/gw/old.mpy"]
+
+
+def _fake_esptool(tmp_path, chip_line):
+    log = tmp_path / "esptool.log"
+    exe = tmp_path / "esptool"
+    exe.write_text("#!/bin/sh\necho \"$@\" >> %s\necho '%s'\n" % (log, chip_line))
+    exe.chmod(0o755)
+    return exe, log
+
+
+def test_image_flow_with_a_fake_esptool(tmp_path, monkeypatch):
+    from passerelle import flash
+    exe, log = _fake_esptool(tmp_path, "Chip type:          ESP32-C3 (QFN32) (revision v0.4)")
+    monkeypatch.setattr(flash, "esptool_argv", lambda: [str(exe)])
+    monkeypatch.setattr(flash.time, "sleep", lambda s: None)
+    img = tmp_path / "fw.bin"
+    img.write_bytes(b"\xe9")
+    flash.flash_image("/dev/ttyACM0", load_board("esp32-c3-devkitm-1"), str(img), 460800, log=print)
+    assert log.read_text().splitlines() == [
+        "--port /dev/ttyACM0 chip-id",
+        "--chip esp32c3 --port /dev/ttyACM0 erase-flash",
+        "--chip esp32c3 --port /dev/ttyACM0 --baud 460800 write-flash 0x0 %s" % img]
+    # the wrong board is refused before anything is erased
+    log.unlink()
+    with pytest.raises(flash.FlashError, match="is an esp32c3, but --board esp32-devkitc is an esp32"):
+        flash.flash_image("/dev/ttyACM0", load_board("esp32-devkitc"), str(img), 460800, log=print)
+    assert log.read_text().splitlines() == ["--port /dev/ttyACM0 chip-id"]
+
+
+def test_missing_esptool_is_explained(tmp_path, monkeypatch, capsys):
+    from passerelle import flash
+    monkeypatch.setattr(flash, "esptool_argv", lambda: None)
+    img = tmp_path / "fw.bin"
+    img.write_bytes(b"\xe9")
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"device_id": "g", "mqtt": {"host": "10.0.0.2"},
+                               "network": {"type": "wifi", "ssid": "home"}, "meters": [{"id": "linky"}]}))
+    rc, _ = run_flash(str(tmp_path / "nope"), "esp32-devkitc", str(cfg), image=str(img),
+                      build_dir=str(tmp_path / "b"), log=print)
+    assert rc == 2
+    assert "esptool is not installed: `pip install esptool==5.6.0`" in capsys.readouterr().out
