@@ -161,7 +161,9 @@ class Device:
                 last = exc
                 time.sleep(1.0)
         else:
-            raise FlashError("cannot open %s: %s" % (port, last))
+            hint = ("" if os.path.exists(port) else
+                    " (no such device: is the board plugged in? see ls /dev/ttyUSB* /dev/ttyACM*)")
+            raise FlashError("cannot open %s: %s%s" % (port, last, hint))
         for attempt in range(tries):
             try:
                 self.t.enter_raw_repl(soft_reset=True)
