@@ -21,12 +21,17 @@ from array import array
 
 from protocols.compat import const
 from protocols.errors import UsageError
-from protocols.tic.labels import AUTO, HISTORIC, STANDARD, F_NUM, NAMES, CODES, SPECS, data_ok
+from protocols.tic.labels import NAMES, CODES, SPECS, data_ok
 
 GROUP_MAX = const(128)         # bytes between the opener and the terminator
 FRAME_MAX_BYTES = const(3072)  # STX..ETX; the largest real standard frame is ~1.5 KB
 FRAME_MAX_GROUPS = const(160)  # segments in one frame
 CACHE_MAX = const(2048)        # bytes of raw groups kept for the reuse (one per label)
+
+_AUTO = const(0)        # labels.AUTO, HISTORIC, STANDARD, F_NUM
+_HISTORIC = const(1)
+_STANDARD = const(2)
+_F_NUM = const(1)
 
 _STX = const(2)
 _ETX = const(3)
@@ -79,7 +84,7 @@ class TicFrame:
     """One decoded frame; the decoder reuses it (valid until the next decode())."""
 
     def __init__(self):
-        self.mode = AUTO
+        self.mode = _AUTO
         self.groups = {}    # label -> (value, horodate or None)
         self.invalid = 0    # segments rejected inside this frame
 
@@ -98,8 +103,8 @@ class TicDecoder:
     labels not seen in the frame (``_fs[i] != _tag``) are removed at ETX.
     """
 
-    def __init__(self, mode=AUTO):
-        if mode not in (AUTO, HISTORIC, STANDARD):
+    def __init__(self, mode=_AUTO):
+        if mode != _AUTO and mode != _HISTORIC and mode != _STANDARD:
             raise UsageError('mode must be AUTO, HISTORIC or STANDARD')
         self._cfg = mode
         self._g = bytearray(GROUP_MAX + 2)
@@ -269,10 +274,10 @@ class TicDecoder:
         d = e - 2
         sep = b[d]
         if sep == _SP:
-            gm = HISTORIC
+            gm = _HISTORIC
             k = b.find(b' ', a, d)
         elif sep == _HT:
-            gm = STANDARD
+            gm = _STANDARD
             k = b.find(b'\t', a, d)
         else:
             return _MALFORMED
@@ -291,14 +296,14 @@ class TicDecoder:
         if (i != _NONE and rl[i] and k - a == len(NAMES[i])
                 and mv[a:k] == self._rmv[self._ro[i]:self._ro[i] + k - a]):
             # the expected label (its last bytes start with it): no lookup
-            if (i < _NH) != (gm == HISTORIC):
+            if (i < _NH) != (gm == _HISTORIC):
                 return _LABEL
             label = NAMES[i]
         else:
             try:
                 # an interned label (see labels.py): no allocation
                 label = str(mv[a:k], 'ascii')
-                if gm == HISTORIC:
+                if gm == _HISTORIC:
                     i = NAMES.index(label, 0, _NH)
                 else:
                     i = NAMES.index(label, _NH)
@@ -327,7 +332,7 @@ class TicDecoder:
             v = str(mv[k:d], 'ascii')
         except ValueError:      # bytes >= 0x80 that are not UTF-8 (CPython: any)
             return _FORMAT
-        if SPECS[o] == F_NUM:
+        if SPECS[o] == _F_NUM:
             n = len(v)
             if n < SPECS[o + 1] or n > SPECS[o + 2] or not v.isdigit():
                 return _FORMAT
@@ -504,7 +509,7 @@ class TicDecoder:
                         o = ro[pred]
                         if mv[a:a + k] == rmv[o:o + k]:
                             if inf:
-                                x = HISTORIC if pred < _NH else STANDARD
+                                x = _HISTORIC if pred < _NH else _STANDARD
                                 if fmode != x:
                                     if fmode:
                                         k = 0

@@ -73,7 +73,7 @@ _RELAIS = const(27)
 _IDX2 = const(28)
 _PROFILE = const(29)
 
-SPECS = bytes((
+SPECS = bytes([    # a list: a constant tuple would stay in RAM next to the bytes
     F_ID, 10, 12, 0, 0, 0,          # _ID       id
     F_TEXT, 4, 4, 0, 1, 0,          # _TARIFF4  tariff
     F_NUM, 2, 2, 0, 2, 1,           # _A2       current A
@@ -104,7 +104,7 @@ SPECS = bytes((
     F_NUM, 3, 3, 0, 8, 0,           # _RELAIS   status
     F_NUM, 2, 2, 0, 13, 0,          # _IDX2     index
     F_TEXT, 1, 98, 0, 14, 0,        # _PROFILE  profile
-))
+])
 
 # (label, spec row) pairs, historic then standard; split below into NAMES/CODES
 _ROWS = [
