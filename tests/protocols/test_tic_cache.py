@@ -90,15 +90,24 @@ def test_reuse_cache_is_invisible():
         assert d.stats["frames"] >= 300
 
 
+def _widest(label, mode):
+    fmt, lo, hi, hd = labels.spec(label, mode)[:4]
+    v = {labels.F_EMPTY: "", labels.F_ENUM: "BLEU"}.get(fmt, _CHARS.get(fmt, "00")[1] * hi)
+    return label, v, ("H230301091834" if hd else None)
+
+
 def test_cache_overflow_is_bounded_and_harmless():
-    # standard groups of ~100 bytes under many labels: more than CACHE_MAX
-    d = TicDecoder()
-    rnd = random.Random(3)
-    for i in range(60):
-        gs = [(lb, "%-98s" % ("x" * rnd.randint(1, 98)), None) for lb in ("PJOURF+1", "PPOINTE")]
-        gs += [(lb, _value(rnd, lb, STANDARD), None) for lb in ("MSG1", "NGTF", "LTARF", "MSG2")]
-        gs += [_group(rnd, lb, STANDARD) for lb in labels.names(STANDARD)[i % 40:i % 40 + 30]]
-        data = b"\x02" + b"".join(encode_group(g[0], g[1], STANDARD, g[2]) for g in gs) + b"\x03"
-        used, f = d.decode(data, 0)
-        assert f is not None and f.groups == {g[0]: g[1:] for g in gs}
-        assert len(d._rb) <= CACHE_MAX and d._top <= len(d._rb)
+    # every label of both modes at its widest (530 + 1654 bytes > CACHE_MAX),
+    # alternating modes (a meter switched remotely): the cache is emptied and
+    # refilled, the frames are unaffected
+    d = TicDecoder(AUTO)
+    for i in range(6):
+        for mode in (HISTORIC, STANDARD):
+            gs = [_widest(lb, mode) for lb in labels.names(mode)]
+            if i % 2:
+                gs = gs[::-1]
+            data = b"\x02" + b"".join(encode_group(g[0], g[1], mode, g[2]) for g in gs) + b"\x03"
+            used, f = d.decode(data, 0)
+            assert f is not None and f.groups == {g[0]: g[1:] for g in gs}
+            assert len(d._rb) <= CACHE_MAX and d._top <= len(d._rb)
+            assert sum(d._rl) <= CACHE_MAX
