@@ -46,7 +46,7 @@ _NL = const(107)    # len(labels.NAMES)
 _NONE = const(255)  # "no label" in the label-index tables
 _START = const(107)  # pseudo label "start of frame" in self._nx
 
-# counter indexes (stats names in NAMES, same order)
+# counter indexes, in the order of STAT_NAMES
 _GROUPS = const(0)
 _CHECKSUM = const(1)
 _LABEL = const(2)
@@ -63,6 +63,11 @@ _FOVERFLOW = const(12)
 _GARBAGE = const(13)
 _BYTES = const(14)
 _NCOUNTERS = const(15)
+# one str (a constant of the module): a tuple of 15 strings would hold 15 str
+# objects, 15 dict keys in the code 15 qstrs; stats is not on a hot path
+STAT_NAMES = ('groups checksum_errors label_errors format_errors mode_errors truncated '
+         'malformed overflows frames frames_interrupted frames_unterminated '
+         'frames_empty frames_overflow garbage_bytes bytes')
 
 # decoder states
 _BETWEEN = const(0)   # not inside a segment
@@ -151,13 +156,14 @@ class TicDecoder:
 
     @property
     def stats(self):
+        """A new dict of the counters (STAT_NAMES, in counter order)."""
         c = self._c
-        return {'groups': c[0], 'checksum_errors': c[1], 'label_errors': c[2],
-                'format_errors': c[3], 'mode_errors': c[4], 'truncated': c[5],
-                'malformed': c[6], 'overflows': c[7], 'frames': c[8],
-                'frames_interrupted': c[9], 'frames_unterminated': c[10],
-                'frames_empty': c[11], 'frames_overflow': c[12],
-                'garbage_bytes': c[13], 'bytes': c[14]}
+        d = {}
+        i = 0
+        for k in STAT_NAMES.split():
+            d[k] = c[i]
+            i += 1
+        return d
 
     # -- frame bookkeeping -------------------------------------------------
 
