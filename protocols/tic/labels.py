@@ -18,7 +18,13 @@ label (historic first, ``NH`` of them), ``CODES`` one byte per label (its spec
 row), ``SPECS`` 6 bytes per row.  The tuples are built from lists so that their
 strings are qstrs: the decoder's ``str(label bytes)`` then returns the interned
 label without allocating, and frames share the label objects.  (A constant
-tuple of strings would cost a str object per element when loaded from .mpy.)
+tuple of strings would cost a str object per element when loaded from .mpy,
+and a module's constants stay in RAM as long as the module.)
+
+This module holds what the device needs (the tables, ``index``, ``info``, the
+format checks); ``names``, ``spec``, ``check``, ``horodate_ok``, ``convert``
+and ``tempo`` are in ``labelx.py``, reached as ``labels.check`` etc. through
+the module ``__getattr__`` at the end.
 """
 
 from protocols.compat import const
