@@ -23,7 +23,9 @@ Layout (see ../shared/reference/harness.md §1.6)::
   ``KeyboardInterrupt`` (pyexec turns ISIG off itself while it reads REPL input).
 * Line endings: lone LF from the port become CRLF towards the host, as on a real board's
   UART (off after ``__mount()`` until the next respawn: ``mpremote mount`` is binary).
-* Output towards the host is buffered (1 MiB cap, then dropped, like a UART nobody reads).
+* Output towards the host is buffered for a reader (1 MiB cap); when nobody has read for a
+  second only the last 4 KiB are kept, as a UART nobody listens to loses its output -- so
+  mpremote connecting to a board that logged for hours does not wade through it all.
 
 :class:`VBoard` is a context manager (tests); ``passerelle vboard`` runs one until Ctrl-C.
 The interpreter is started as ``python -S -E`` importing the wheel's ``micropython_run``
@@ -50,7 +52,9 @@ HARD_RESET_CODES = {75: "watchdog", 76: "machine.reset()"}
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 FRIENDLY_PROMPT = b"\n>>> "
 BANNER_RE = re.compile(rb"MicroPython [^\n]*\n(Type \"help\(\)\" for more information\.\r?\n)?")
-OUT_CAP = 1 << 20
+OUT_CAP = 1 << 20        # output buffered for a host that reads (slowly)
+STALE_CAP = 4096         # kept when the host has read nothing for IDLE_S (nobody connected)
+IDLE_S = 1.0
 DEFAULT_HEAPSIZE = "256K"
 
 VBOOT = r'''
@@ -318,8 +322,11 @@ class VBoard:
         if self.echo:
             sys.stdout.buffer.write(data)
             sys.stdout.flush()
-        if len(self._hout) < OUT_CAP:
-            self._hout += data
+        self._hout += data
+        idle = time.monotonic() - self._last_drain > IDLE_S
+        cap = STALE_CAP if idle else OUT_CAP
+        if len(self._hout) > cap:     # nobody reading: drop the oldest, as a UART would
+            del self._hout[:len(self._hout) - cap]
 
     def _crlf(self, data):
         if self._binary:
@@ -401,6 +408,7 @@ class VBoard:
 
     def _relay(self):
         self._hout = bytearray()
+        self._last_drain = time.monotonic()
         while not self._stop.is_set():
             rl = [self._hmaster, self._dmaster]
             wl = [self._hmaster] if self._hout else []
@@ -412,6 +420,8 @@ class VBoard:
                 try:
                     n = os.write(self._hmaster, self._hout)
                     del self._hout[:n]
+                    if n:
+                        self._last_drain = time.monotonic()
                 except BlockingIOError:
                     pass
                 except OSError:

@@ -136,3 +136,16 @@ def test_interactive_repl(vboard):
             proc.kill()
             proc.wait()
         os.close(master)
+
+
+def test_output_nobody_read_does_not_pile_up(vboard, mpremote):
+    (vboard.root / "main.py").write_text(
+        "import time\nfor i in range(3000):\n print('log line %05d ' % i + 'x' * 60)\n"
+        "while True:\n time.sleep_ms(50)\n")
+    start = len(vboard.output)
+    mpremote("reset")
+    assert vboard.wait_output(b"log line 02999", timeout=20, start=start)
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    assert mpremote("eval", "1 + 1").stdout.strip() == "2"
+    assert time.monotonic() - t0 < 5
