@@ -129,7 +129,7 @@ class Replay:
     def __init__(self, rec, host, port, into="emu", speed=1.0, fast=False, device_id=DEFAULT_DEVICE,
                  heapsize=None, root=None, echo=False, config_overrides=None, meter_overrides=None,
                  settle_s=1.0, online_timeout_s=60.0, max_wait_s=None, on_line=None, base="passerelle",
-                 gate=None):
+                 gate=None, until=None, until_timeout_s=30.0):
         self.rec, self.host, self.port = rec, host, int(port)
         self.into, self.speed, self.fast = into, float(speed), bool(fast)
         if self.speed <= 0:
@@ -141,6 +141,8 @@ class Replay:
         self.on_line = on_line
         self.base = base
         self.gate = gate        # gate(channel, chunk index, collector): lockstep pacing (tests)
+        self.until = until      # until(messages) -> bool: also waited for before settling
+        self.until_timeout_s = until_timeout_s
         self.result = Result()
 
     def _feeders(self, clock, uarts):
@@ -217,6 +219,14 @@ class Replay:
                     break
                 time.sleep(0.02)
             res.timeline_s = time.monotonic() - clock.origin
+            if self.until is not None:
+                end = time.monotonic() + self.until_timeout_s
+                while not stop_event.is_set() and time.monotonic() < end:
+                    with collector.lock:
+                        msgs = list(collector.messages)
+                    if self.until(msgs) or (emu is not None and not emu.running()):
+                        break
+                    time.sleep(0.02)
             if not stop_event.is_set():
                 collector.settle(self.settle_s, max_s=30.0)
             res.retained = collector.retained_snapshot(self.settle_s / 2, prefixes=golden.SUBSCRIPTIONS)

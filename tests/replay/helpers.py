@@ -16,8 +16,10 @@ CAPTURES = ROOT.parent / "shared" / "captures" / "tic"
 RECORDINGS = ROOT / "tests" / "recordings"
 GOLDEN = ROOT / "tests" / "golden"
 UPDATE = os.environ.get("PASSERELLE_UPDATE_GOLDEN") == "1"
-SPEED = float(os.environ.get("PASSERELLE_REPLAY_SPEED", "20"))       # captures: x20
-RECORDING_SPEED = float(os.environ.get("PASSERELLE_REPLAY_SPEED", "50"))   # simulator days: x50
+# The corpus runs in lockstep (see lockstep()): the speed only sets how fast the
+# firmware is pushed; a day of simulated traffic (~440 s on the line) takes ~2 s.
+SPEED = float(os.environ.get("PASSERELLE_REPLAY_SPEED", "100"))          # captures
+RECORDING_SPEED = float(os.environ.get("PASSERELLE_REPLAY_SPEED", "200"))  # simulator days
 BOARD = json.loads((ROOT / "boards" / "emu" / "board.json").read_text())
 
 

@@ -24,16 +24,12 @@ from tests.replay.helpers import (BOARD, CAPTURES, GOLDEN, RECORDING_SPEED, RECO
 pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def board_root(tmp_path_factory):
-    """One board root per worker: the .mpy build is made once and reused."""
-    return tmp_path_factory.mktemp("replay-board")
-
-
 def _check(rec, name, mosquitto, board_root, speed=SPEED):
     want, frames, waits, stats = model(rec, speed=speed)
-    res = run_replay(rec, mosquitto, board_root, speed=speed,
-                     gate=lockstep(waits, "passerelle/replay/tic/state"))
+    topic = "passerelle/replay/tic/state"
+    res = run_replay(rec, mosquitto, board_root, speed=speed, gate=lockstep(waits, topic),
+                     until=lambda msgs: len(collapse([m[1] for m in msgs if m[0] == topic and not m[3]]))
+                     >= len(want), settle_s=0.3)
     log = "\n".join(res.lines[-60:])
     assert res.online, log
     assert not res.firmware_errors and not res.restarts, "\n".join(res.firmware_errors) + "\n" + log
