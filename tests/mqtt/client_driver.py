@@ -144,21 +144,31 @@ async def sc_halfopen(cfg):
     await c.subscribe(p + "/ho", 1)
     out("up", ok=ok)
     n = cfg["n"]
+
+    async def watch():
+        # Link changes show in the counters (a drop and reconnect can both happen
+        # between two polls of c.connected); poll them every 10 ms.
+        seen = (c.stats["disconnects"], c.stats["connects"])
+        while True:
+            await asyncio.sleep(0.01)
+            now = (c.stats["disconnects"], c.stats["connects"])
+            if now[0] > seen[0]:
+                out("down", stats=c.stats, reason=c.last_error)
+            if now[1] > seen[1]:
+                out("reup")
+            seen = now
+
+    watcher = asyncio.create_task(watch())
     i = 0
-    was = True
     t0 = ticks_ms()
     while ticks_diff(ticks_ms(), t0) < 20000:
         if i < n:
             await c.publish(p + "/ho", "%d" % i, qos=1)
             i += 1
-        if was and not c.connected:
-            out("down", stats=c.stats, reason=c.last_error)
-        elif not was and c.connected:
-            out("reup")
-        was = c.connected
         if i >= n and c.pending == 0 and len(set(m[1] for m in got)) >= n:
             break
         await asyncio.sleep(0.1)
+    watcher.cancel()
     await finish(c, task, payloads=[m[1] for m in got])
 
 
