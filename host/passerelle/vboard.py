@@ -23,9 +23,10 @@ Layout (see ../shared/reference/harness.md §1.6)::
   ``KeyboardInterrupt`` (pyexec turns ISIG off itself while it reads REPL input).
 * Line endings: lone LF from the port become CRLF towards the host, as on a real board's
   UART (off after ``__mount()`` until the next respawn: ``mpremote mount`` is binary).
-* Output towards the host is buffered for a reader (1 MiB cap); when nobody has read for a
-  second only the last 4 KiB are kept, as a UART nobody listens to loses its output -- so
-  mpremote connecting to a board that logged for hours does not wade through it all.
+* Output towards the host is buffered for a reader (1 MiB cap); output the host side has
+  not read for a second (its queue never shrank) is dropped, kernel queue included, as a
+  UART nobody listens to loses it -- so mpremote connecting to a board that logged for
+  hours does not wade through it all.
 
 :class:`VBoard` is a context manager (tests); ``passerelle vboard`` runs one until Ctrl-C.
 The interpreter is started as ``python -S -E`` importing the wheel's ``micropython_run``
@@ -39,6 +40,7 @@ import os
 import re
 import select
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -323,10 +325,28 @@ class VBoard:
             sys.stdout.buffer.write(data)
             sys.stdout.flush()
         self._hout += data
-        idle = time.monotonic() - self._last_drain > IDLE_S
-        cap = STALE_CAP if idle else OUT_CAP
-        if len(self._hout) > cap:     # nobody reading: drop the oldest, as a UART would
-            del self._hout[:len(self._hout) - cap]
+        if len(self._hout) > OUT_CAP:
+            del self._hout[:len(self._hout) - OUT_CAP]
+
+    def _check_reader(self):
+        """Output the host side has not read for IDLE_S (its queue never shrank) is dropped,
+        kernel queue included, keeping STALE_CAP bytes: nobody is listening."""
+        try:
+            q = struct.unpack("i", fcntl.ioctl(self._hslave, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return
+        now = time.monotonic()
+        consumed = self._last_q + self._written - q      # bytes the host side read meanwhile
+        self._written = 0
+        if q == 0 or consumed > 0:
+            self._reader_seen = now
+        self._last_q = q
+        if q and now - self._reader_seen > IDLE_S:
+            termios.tcflush(self._hslave, termios.TCIFLUSH)
+            self._last_q = 0
+            self._reader_seen = now
+            if len(self._hout) > STALE_CAP:
+                del self._hout[:len(self._hout) - STALE_CAP]
 
     def _crlf(self, data):
         if self._binary:
@@ -408,7 +428,7 @@ class VBoard:
 
     def _relay(self):
         self._hout = bytearray()
-        self._last_drain = time.monotonic()
+        self._last_q, self._written, self._reader_seen = 0, 0, time.monotonic()
         while not self._stop.is_set():
             rl = [self._hmaster, self._dmaster]
             wl = [self._hmaster] if self._hout else []
@@ -416,12 +436,12 @@ class VBoard:
                 r, w, _ = select.select(rl, wl, [], 0.1)
             except (OSError, ValueError):
                 break
+            self._check_reader()
             if self._hmaster in w:
                 try:
                     n = os.write(self._hmaster, self._hout)
                     del self._hout[:n]
-                    if n:
-                        self._last_drain = time.monotonic()
+                    self._written += n
                 except BlockingIOError:
                     pass
                 except OSError:

@@ -149,3 +149,10 @@ def test_output_nobody_read_does_not_pile_up(vboard, mpremote):
     t0 = time.monotonic()
     assert mpremote("eval", "1 + 1").stdout.strip() == "2"
     assert time.monotonic() - t0 < 5
+
+
+def test_big_output_to_a_reader_is_complete(vboard, mpremote):
+    text = "".join("line %06d %s\n" % (i, "y" * 50) for i in range(1500))     # ~95 KB: more than the pty queue
+    (vboard.root / "big.txt").write_text(text)
+    out = mpremote("fs", "cat", ":big.txt", timeout=60).stdout
+    assert out.replace("\r\n", "\n") == text
