@@ -23,10 +23,10 @@ Layout (see ../shared/reference/harness.md §1.6)::
   ``KeyboardInterrupt`` (pyexec turns ISIG off itself while it reads REPL input).
 * Line endings: lone LF from the port become CRLF towards the host, as on a real board's
   UART (off after ``__mount()`` until the next respawn: ``mpremote mount`` is binary).
-* Output towards the host is buffered for a reader (1 MiB cap); output the host side has
-  not read for a second (its queue never shrank) is dropped, kernel queue included, as a
-  UART nobody listens to loses it -- so mpremote connecting to a board that logged for
-  hours does not wade through it all.
+* Output towards the host is buffered while a client has the port open (1 MiB cap) and
+  dropped while nobody has (the relay keeps no slave fd: POLLHUP on the master), as a UART
+  nobody listens to loses it -- so mpremote connecting to a board that logged for hours
+  does not wade through the backlog, nor match a stale raw-REPL banner.
 
 :class:`VBoard` is a context manager (tests); ``passerelle vboard`` runs one until Ctrl-C.
 The interpreter is started as ``python -S -E`` importing the wheel's ``micropython_run``
@@ -40,7 +40,6 @@ import os
 import re
 import select
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -54,9 +53,7 @@ HARD_RESET_CODES = {75: "watchdog", 76: "machine.reset()"}
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 FRIENDLY_PROMPT = b"\n>>> "
 BANNER_RE = re.compile(rb"MicroPython [^\n]*\n(Type \"help\(\)\" for more information\.\r?\n)?")
-OUT_CAP = 1 << 20        # output buffered for a host that reads (slowly)
-STALE_CAP = 4096         # kept when the host has read nothing for IDLE_S (nobody connected)
-IDLE_S = 1.0
+OUT_CAP = 1 << 20        # output buffered for a connected host that reads (slowly)
 DEFAULT_HEAPSIZE = "256K"
 
 VBOOT = r'''
@@ -195,9 +192,11 @@ class VBoard:
         self._state = tempfile.mkdtemp(prefix="passerelle-vboard-")
         self._launcher = _python_launcher()
         self._hmaster, self._hslave = os.openpty()
-        _set_raw(self._hslave)
+        _set_raw(self._hslave)            # termios stay with the pty across client opens
         os.set_blocking(self._hmaster, False)
         self.slave_name = os.ttyname(self._hslave)
+        os.close(self._hslave)            # so that POLLHUP on the master says "no client"
+        self._hslave = None
         if self.link:
             try:
                 self.link.unlink()
@@ -328,25 +327,6 @@ class VBoard:
         if len(self._hout) > OUT_CAP:
             del self._hout[:len(self._hout) - OUT_CAP]
 
-    def _check_reader(self):
-        """Output the host side has not read for IDLE_S (its queue never shrank) is dropped,
-        kernel queue included, keeping STALE_CAP bytes: nobody is listening."""
-        try:
-            q = struct.unpack("i", fcntl.ioctl(self._hslave, termios.FIONREAD, b"\0\0\0\0"))[0]
-        except OSError:
-            return
-        now = time.monotonic()
-        consumed = self._last_q + self._written - q      # bytes the host side read meanwhile
-        self._written = 0
-        if q == 0 or consumed > 0:
-            self._reader_seen = now
-        self._last_q = q
-        if q and now - self._reader_seen > IDLE_S:
-            termios.tcflush(self._hslave, termios.TCIFLUSH)
-            self._last_q = 0
-            self._reader_seen = now
-            if len(self._hout) > STALE_CAP:
-                del self._hout[:len(self._hout) - STALE_CAP]
 
     def _crlf(self, data):
         if self._binary:
@@ -426,22 +406,34 @@ class VBoard:
             self._to_host(b"MPY: soft reboot\r\n")
             self._spawn("raw" if was_raw else "friendly", raw=was_raw)
 
+    def _host_hup(self):
+        """True while no client has the host PTY open; output meanwhile is dropped."""
+        try:
+            ev = self._hpoll.poll(0)
+        except OSError:
+            return False
+        if ev and ev[0][1] & select.POLLHUP:
+            self._hout.clear()
+            return True
+        return False
+
     def _relay(self):
         self._hout = bytearray()
-        self._last_q, self._written, self._reader_seen = 0, 0, time.monotonic()
+        self._hpoll = select.poll()
+        self._hpoll.register(self._hmaster, select.POLLIN)
         while not self._stop.is_set():
             rl = [self._hmaster, self._dmaster]
             wl = [self._hmaster] if self._hout else []
+            if self._host_hup():
+                rl, wl = [self._dmaster], []
             try:
                 r, w, _ = select.select(rl, wl, [], 0.1)
             except (OSError, ValueError):
                 break
-            self._check_reader()
             if self._hmaster in w:
                 try:
                     n = os.write(self._hmaster, self._hout)
                     del self._hout[:n]
-                    self._written += n
                 except BlockingIOError:
                     pass
                 except OSError:
