@@ -58,7 +58,7 @@ def test_record_serial_on_a_pty(tmp_path, pty_pair):
     assert rec.channels["tic"] == {"kind": "serial", "protocol": "tic", "port": name, "baud": 1200,
                                    "bits": 7, "parity": "E", "stop": 1, "mode": "historic"}
     ts = [ev["t"] for ev in rec.events]
-    assert ts == sorted(ts) and len(ts) >= 2 and ts[-1] - ts[0] > 0.2
+    assert ts == sorted(ts) and len(ts) >= 2 and ts[-1] - ts[0] > 0.1    # written over ~0.2 s
     assert events[0][1] == len(FRAME) * 3
 
 
