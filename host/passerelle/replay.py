@@ -2,7 +2,10 @@
 
 * serial stream channels (a TIC meter) are written into the gateway's UART at the
   recorded pace, ``--speed N`` times faster, or ``--fast`` (no pacing: as fast as the
-  firmware reads, i.e. TCP back-pressure; states may then coalesce);
+  firmware reads, i.e. TCP back-pressure; without lockstep, states may then coalesce);
+* ``--lockstep`` (the default with ``--expect``): each TIC frame is held until the state
+  the host model (:mod:`passerelle.replay_model`) expects for the previous one is on
+  MQTT, so the output does not depend on the speed or the machine's load;
 * reactive serial channels (``"reactive": true``: Modbus and other request/response
   lines) are a cassette (:class:`Cassette`): a recorded answer (``rx``) is sent when
   the gateway's matching request (``tx``) arrives, never on a timer;
@@ -22,6 +25,7 @@ and exits 1 with a per-topic diff; ``--update-golden`` writes it instead.
 Exit: 0 ok, 1 golden mismatch / firmware error / cassette mismatch, 2 usage errors.
 """
 
+import argparse
 import json
 import re
 import sys
@@ -129,7 +133,7 @@ class Replay:
     def __init__(self, rec, host, port, into="emu", speed=1.0, fast=False, device_id=DEFAULT_DEVICE,
                  heapsize=None, root=None, echo=False, config_overrides=None, meter_overrides=None,
                  settle_s=1.0, online_timeout_s=60.0, max_wait_s=None, on_line=None, base="passerelle",
-                 gate=None, until=None, until_timeout_s=30.0):
+                 gate=None, until=None, until_timeout_s=30.0, lockstep=False):
         self.rec, self.host, self.port = rec, host, int(port)
         self.into, self.speed, self.fast = into, float(speed), bool(fast)
         if self.speed <= 0:
@@ -143,6 +147,8 @@ class Replay:
         self.gate = gate        # gate(channel, chunk index, collector): lockstep pacing (tests)
         self.until = until      # until(messages) -> bool: also waited for before settling
         self.until_timeout_s = until_timeout_s
+        self.lockstep = lockstep
+        self.expected = {}      # lockstep: channel -> states the model expects
         self.result = Result()
 
     def _feeders(self, clock, uarts):
@@ -156,6 +162,21 @@ class Replay:
                 endpoint = SerialEndpoint(self.into, ch)
             out[uarts.get(name, name)] = Feeder(name, ch, events, endpoint, clock)
         return out
+
+    def _setup_lockstep(self, cfg, uarts):
+        """Gate and end condition from the host model of each TIC meter."""
+        from .replay_model import count_states, lockstep, tic_model
+        gates, wants = {}, {}
+        speed = 1e9 if self.fast else self.speed
+        for m in cfg["meters"]:
+            name = next(n for n, u in uarts.items() if u == str(m["uart"]))
+            states, _, waits, _ = tic_model(self.rec, name, speed, {"mode": m["mode"]})
+            topic = "%s/%s/%s/state" % (self.base, self.device_id, m["id"])
+            gates[name] = lockstep(waits, topic)
+            wants[topic] = len(states)
+            self.expected[name] = states
+        self.gate = lambda name, i, col: gates[name](name, i, col) if name in gates else None
+        self.until = lambda msgs: all(count_states(msgs, t) >= n for t, n in wants.items())
 
     def _mqtt_events(self):
         return [ev for ev in self.rec.events
@@ -174,6 +195,8 @@ class Replay:
         feeders = self._feeders(clock, uarts)
         res.feeders = {f.name: f for f in feeders.values()}
         collector = Collector(self.host, self.port, golden.SUBSCRIPTIONS)
+        if self.lockstep and self.gate is None and self.until is None:
+            self._setup_lockstep(cfg, uarts)
         if self.gate is not None:
             for f in feeders.values():
                 f.gate = lambda name, i: self.gate(name, i, collector)
@@ -327,6 +350,9 @@ def add_parser(subparsers):
     p.add_argument("--update-golden", action="store_true", help="(re)write the --expect file")
     p.add_argument("--device-id", default=DEFAULT_DEVICE, help="gateway device_id (default replay)")
     p.add_argument("--heapsize", default=None, help="MicroPython heap (default: the board's)")
+    p.add_argument("--lockstep", action=argparse.BooleanOptionalAction, default=None,
+                   help="hold each TIC frame until the state the host model expects for the "
+                   "previous one is published (default: on with --expect)")
     p.add_argument("--settle", type=float, default=1.0, metavar="S",
                    help="quiet time on MQTT that ends the replay after the last event (default 1)")
     p.add_argument("--verbose", "-v", action="store_true", help="echo the firmware's output")
@@ -359,7 +385,8 @@ def run_replay(args):
                 "fast" if args.fast else "speed x%g" % args.speed))
         rp = Replay(rec, host, port, into=args.into, speed=args.speed, fast=args.fast,
                     device_id=args.device_id, heapsize=args.heapsize, echo=args.verbose,
-                    settle_s=args.settle)
+                    settle_s=args.settle,
+                    lockstep=bool(args.expect) if args.lockstep is None else args.lockstep)
         stop = threading.Event()
         try:
             res = rp.run(stop)

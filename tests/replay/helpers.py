@@ -4,12 +4,12 @@ publish (the firmware's own TICMeter, run on CPython over the recorded bytes).""
 
 import json
 import os
-import time
 from pathlib import Path
 
 from passerelle import recording
 from passerelle.record import import_capture
 from passerelle.replay import Replay
+from passerelle.replay_model import lockstep, tic_model  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = ROOT.parent / "shared" / "captures" / "tic"
@@ -42,22 +42,6 @@ def run_replay(rec, broker, root, speed=SPEED, **kw):
     return Replay(rec, broker.host, broker.port, speed=speed, root=str(root), **kw).run()
 
 
-class _Hal:
-    def __init__(self):
-        self.now = 0
-
-    def ticks_ms(self):
-        return self.now
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-
-class _Log:
-    def __getattr__(self, name):
-        return lambda *a, **k: None
-
-
 def expected_states(rec, channel="tic", speed=SPEED, cfg=None):
     """-> (states, frames): the states the gateway must publish for ``rec``, in order."""
     states, frames, _, _ = model(rec, channel, speed, cfg)
@@ -65,68 +49,8 @@ def expected_states(rec, channel="tic", speed=SPEED, cfg=None):
 
 
 def model(rec, channel="tic", speed=SPEED, cfg=None):
-    """-> (states, frames, waits, meter stats).  The firmware's TICMeter
-    (gw/drivers/tic_meter.py) fed the recorded bytes on a clock running at ``speed``:
-    a state after the 2nd frame, then after every frame that changed one.  ``waits``:
-    {i: n} = before the channel's rx chunk i is sent, n states must have been published
-    (for :func:`lockstep`)."""
-    import protocols.tic as tic
-    from gw.drivers.tic_meter import TICMeter
-
-    ch = rec.channels[channel]
-    mcfg = {"id": channel, "type": "tic", "mode": ch.get("mode", "auto"), "uart": 1,
-            "period_s": 3600, "min_interval_s": 0}
-    mcfg.update(cfg or {})
-    hal = _Hal()
-    meter = TICMeter(mcfg, hal, _Log(), tic=tic)
-    dec = tic.TicDecoder(mode={"historic": tic.HISTORIC, "standard": tic.STANDARD}.get(
-        mcfg["mode"], tic.AUTO))
-    out, frames, waits = [], 0, {}
-    rx = [ev for ev in rec.channel_events(channel) if ev.get("dir") == "rx"]
-    for i, ev in enumerate(rx):
-        data = recording.payload(ev)
-        hal.now = int(ev["t"] / speed * 1000)
-        pos = 0
-        while pos < len(data):
-            used, frame = dec.decode(data, pos)
-            if not used:
-                break
-            pos += used
-            if frame is None:
-                continue
-            meter.apply(frame, hal.now)
-            frames += 1
-            if frames >= 2 and (frames == 2 or meter.changed):
-                meter.changed = False
-                out.append(json.loads(meter.state_json()))
-                waits[i + 1] = len(out)
-    return out, frames, waits, dict(meter.stats)
-
-
-def lockstep(waits, topic, timeout=10.0):
-    """A Replay ``gate``: hold the next chunk until the gateway has published the state
-    of the previous frame (as the model says it must), so that a loaded machine slows
-    the replay down instead of merging two frames into one publish.  Gives up after
-    ``timeout`` (the comparison then shows what is missing)."""
-    seen = {"i": 0, "last": None, "n": 0}
-
-    def gate(name, i, collector):
-        need = waits.get(i)
-        if not need:
-            return
-        end = time.monotonic() + timeout
-        while True:
-            with collector.lock:
-                fresh = collector.messages[seen["i"]:]
-                seen["i"] += len(fresh)
-            for m in fresh:
-                if m[0] == topic and not m[3] and m[1] != seen["last"]:
-                    seen["last"] = m[1]
-                    seen["n"] += 1
-            if seen["n"] >= need or time.monotonic() > end:
-                return
-            time.sleep(0.002)
-    return gate
+    """-> (states, frames, waits, meter stats): see passerelle.replay_model.tic_model."""
+    return tic_model(rec, channel, speed, cfg)
 
 
 def collapse(states):

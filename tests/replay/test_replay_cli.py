@@ -121,3 +121,15 @@ def test_into_a_serial_port_keeps_the_recorded_pace(tmp_path, mosquitto):
     assert res.online is None and res.feeders["tic"].stats["bytes"] == len(want)
     assert rec.duration / 20 * 0.8 < res.timeline_s < rec.duration / 20 + 3, (res.timeline_s, elapsed)
     json.dumps(res.golden())
+
+
+@pytest.mark.mosquitto
+def test_fast_lockstep_replay_matches_the_golden_file(mosquitto, board_root):
+    """--fast --lockstep: as fast as the firmware goes, same output as the paced corpus."""
+    from tests.replay.helpers import GOLDEN
+    rec = recording.read(RECORDINGS / "sim_hist_3p_tempo.jsonl.gz")
+    res = Replay(rec, mosquitto.host, mosquitto.port, fast=True, lockstep=True, root=str(board_root),
+                 settle_s=0.3).run()
+    _, expected = golden.read(GOLDEN / "sim_hist_3p_tempo.golden.jsonl")
+    assert golden.compare(expected, res.golden()) == []
+    assert len(res.expected["tic"]) >= 30
