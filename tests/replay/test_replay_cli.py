@@ -132,4 +132,4 @@ def test_fast_lockstep_replay_matches_the_golden_file(mosquitto, board_root):
                  settle_s=0.3).run()
     _, expected = golden.read(GOLDEN / "sim_hist_3p_tempo.golden.jsonl")
     assert golden.compare(expected, res.golden()) == []
-    assert len(res.expected["tic"]) >= 30
+    assert res.online and not res.firmware_errors
