@@ -54,7 +54,17 @@ RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 FRIENDLY_PROMPT = b"\n>>> "
 BANNER_RE = re.compile(rb"MicroPython [^\n]*\n(Type \"help\(\)\" for more information\.\r?\n)?")
 OUT_CAP = 1 << 20        # output buffered for a connected host that reads (slowly)
-DEFAULT_HEAPSIZE = "256K"
+DEFAULT_HEAPSIZE = "256K"   # when boards/emu/board.json has no "heapsize"
+
+
+def default_heapsize():
+    """The emulated board's heap: boards/emu/board.json ``heapsize`` (what `emulate` uses)."""
+    try:
+        from . import project_root
+        with open(project_root() / "boards" / "emu" / "board.json") as f:
+            return json.load(f).get("heapsize") or DEFAULT_HEAPSIZE
+    except (OSError, ValueError):
+        return DEFAULT_HEAPSIZE
 
 VBOOT = r'''
 import sys, os, vfs
@@ -164,11 +174,10 @@ def _child_setup():
 class VBoard:
     """One virtual board.  ``start()`` / ``stop()`` or ``with VBoard(root, link) as vb``."""
 
-    def __init__(self, root, link=None, heapsize=DEFAULT_HEAPSIZE, emu=None, log=None,
-                 echo=False):
+    def __init__(self, root, link=None, heapsize=None, emu=None, log=None, echo=False):
         self.root = Path(root).resolve()
         self.link = Path(link) if link else None
-        self.heapsize = heapsize
+        self.heapsize = heapsize or default_heapsize()
         self.emu = emu                   # dict or JSON string -> env PASSERELLE_EMU
         self.log_path = log
         self.echo = echo
@@ -470,7 +479,8 @@ def add_parser(subparsers):
                               "machine.reset() -> boot.py + main.py from the board root).")
     p.add_argument("--root", default=None, help="board root folder = its flash (default: a temp dir)")
     p.add_argument("--link", default=None, help="symlink to the PTY (default: print the /dev/pts path)")
-    p.add_argument("--heapsize", default=DEFAULT_HEAPSIZE, help="-X heapsize (default %s)" % DEFAULT_HEAPSIZE)
+    p.add_argument("--heapsize", default=None,
+                   help="-X heapsize (default: boards/emu/board.json heapsize, else %s)" % DEFAULT_HEAPSIZE)
     p.add_argument("--emu", default=None, metavar="JSON",
                    help='emulated peripherals, passed as env PASSERELLE_EMU, e.g. \'{"uart": {"1": 4242}}\'')
     p.add_argument("--tic-sim", choices=("historic", "standard"), default=None,
