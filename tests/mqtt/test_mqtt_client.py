@@ -11,8 +11,13 @@ from tests.mqtt.harness import BlackholeProxy, Driver, FakeBroker, PahoSub
 
 INTERPS = ["cpython", "micropython"]
 # Longest time the event loop may be held (a 10 ms ticker in the driver measures it),
-# across connect, reconnect, broker loss and half-open detection.
-STALL_MS = 100
+# across connect, reconnect, broker loss and half-open detection.  The client's
+# contract is 100 ms (measured: < 10 ms on an idle machine); the bound here adds the
+# host scheduler's jitter on a loaded 2-core CI running tests in parallel (gaps of
+# 120-180 ms were seen there with no client call involved).  A call that really
+# blocks -- a connect, read or DNS lookup without a deadline -- holds the loop for
+# at least the shortest timeout in these scenarios (1 s), far above this bound.
+STALL_MS = 400
 
 
 @pytest.fixture(params=INTERPS)
