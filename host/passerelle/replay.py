@@ -236,8 +236,8 @@ class Replay:
             while not stop_event.is_set():
                 if all(f.done.is_set() for f in feeders.values()) and (pub is None or pub.done.is_set()):
                     break
-                if emu is not None and not emu.running():
-                    break
+                if emu is not None and (not emu.running() or emu.restarts):
+                    break       # crashed or reset: the run is a failure, reported below
                 if deadline is not None and time.monotonic() > deadline:
                     break
                 time.sleep(0.02)
@@ -247,7 +247,7 @@ class Replay:
                 while not stop_event.is_set() and time.monotonic() < end:
                     with collector.lock:
                         msgs = list(collector.messages)
-                    if self.until(msgs) or (emu is not None and not emu.running()):
+                    if self.until(msgs) or (emu is not None and (not emu.running() or emu.restarts)):
                         break
                     time.sleep(0.02)
             if not stop_event.is_set():

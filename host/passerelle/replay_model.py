@@ -85,12 +85,13 @@ def tic_model(rec, channel, speed=1.0, meter_cfg=None, root=None):
 def lockstep(waits, topic, timeout=10.0):
     """A gate for :class:`passerelle.replay.Replay`: ``gate(channel, i, collector)``
     holds chunk ``i`` until ``waits[i]`` distinct states were received on ``topic``
-    (gives up after ``timeout``: the comparison then shows what is missing)."""
-    seen = {"i": 0, "last": None, "n": 0}
+    (gives up after ``timeout``, for the rest of the replay: the comparison then shows
+    what is missing)."""
+    seen = {"i": 0, "last": None, "n": 0, "gave_up": False}
 
     def gate(name, i, collector):
         need = waits.get(i)
-        if not need:
+        if not need or seen["gave_up"]:     # after one timeout the model is off: stop waiting
             return
         end = time.monotonic() + timeout
         while True:
@@ -101,7 +102,10 @@ def lockstep(waits, topic, timeout=10.0):
                 if m[0] == topic and not m[3] and m[1] != seen["last"]:
                     seen["last"] = m[1]
                     seen["n"] += 1
-            if seen["n"] >= need or time.monotonic() > end:
+            if seen["n"] >= need:
+                return
+            if time.monotonic() > end:
+                seen["gave_up"] = True
                 return
             time.sleep(0.002)
     return gate
