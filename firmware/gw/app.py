@@ -22,6 +22,7 @@
 # small receive buffers (the gateway only receives acks and homeassistant/status).
 import asyncio
 import gc
+import io
 import json
 import sys
 
@@ -32,8 +33,9 @@ from protocols.compat import const
 
 _LOOP_MS = const(1000)
 _NET_CHECK_S = const(5)
-_MQTT_RX = const(256)
-_GC_EVERY = const(4096)  # bytes allocated between two collections (see run())  # receive buffer and largest packet kept whole (bigger: counted, dropped)
+_MQTT_RX = const(256)  # receive buffer and largest packet kept whole (bigger: counted, dropped)
+_GC_EVERY = const(4096)  # bytes allocated between two collections (see run())
+_OUT_SIZE = const(1024)  # JSON output buffer (state, stats, discovery); grows if needed
 
 
 def _unload(name):
@@ -54,6 +56,23 @@ def read_board_root(root="."):
     return config.read_board_root(root)
 
 
+class _Out(io.IOBase):
+    """The reusable buffer json.dump() writes into: a publish then allocates no JSON
+    string nor its UTF-8 copy (two ~1 KB blocks per state), only the MQTT packet."""
+
+    def __init__(self, size):
+        self.buf = bytearray(size)
+        self.n = 0
+
+    def write(self, b):
+        if isinstance(b, str):  # CPython's json writes str chunks
+            b = b.encode()
+        k = len(b)
+        self.buf[self.n:self.n + k] = b  # past the end: the bytearray grows
+        self.n += k
+        return k
+
+
 class Gateway:
     def __init__(self, cfg, secrets, hal, errors=(), client_factory=None):
         self.hal = hal
@@ -69,6 +88,7 @@ class Gateway:
         self._client_factory = client_factory
         self.client = self.sup = self.wdt = self.boot = None
         self.meters = []
+        self._out = self._out_lock = None  # JSON buffer, shared by every publisher
         self._online_ms = None  # last time the broker was reachable
         self._boot_ms = hal.ticks_ms()
 
@@ -101,7 +121,9 @@ class Gateway:
             self.wdt = hal.wdt(cfg["watchdog"]["timeout_s"] * 1000)
         from gw.drivers.tic_meter import TICMeter
 
-        # the meters first: their buffers and decoders are the biggest long-lived blocks
+        # the big long-lived blocks first: JSON buffer, meters (decoder tables, buffer)
+        self._out = _Out(_OUT_SIZE)
+        self._out_lock = asyncio.Lock()
         for mcfg in cfg["meters"]:
             self.meters.append(TICMeter(mcfg, hal, self.log))
         self.client = self._make_client()
@@ -233,8 +255,8 @@ class Gateway:
         try:
             while keys and client.connected:
                 key = keys[0]
-                if not await client.publish(disc.topic(meter.id, key),
-                                            disc.payload(meter.id, key, info(key)), retain=True):
+                if not await self._publish_json(disc.topic(meter.id, key),
+                                                disc.entity(meter.id, key, info(key)), True):
                     break
                 keys.pop(0)
         finally:
@@ -263,7 +285,15 @@ class Gateway:
             if since is None or since >= period or (meter.changed and since >= min_iv):
                 meter.changed = False
                 last = now
-                await self.client.publish(topic, meter.state_json(), retain=True)
+                await self._publish_json(topic, meter.values, True)
+
+    async def _publish_json(self, topic, obj, retain=False):
+        """Publish ``obj`` as JSON (the same text as json.dumps) from the shared buffer."""
+        async with self._out_lock:
+            out = self._out
+            out.n = 0
+            json.dump(obj, out)
+            return await self.client.publish(topic, memoryview(out.buf)[:out.n], retain=retain)
 
     async def _publish_stats(self):
         if not self.client.connected:
@@ -276,12 +306,10 @@ class Gateway:
             s["baudrate"] = m.baudrate
             meters[m.id] = s
         gc.collect()
-        doc = json.dumps({
+        await self._publish_json(self.base + "/stats", {
             "uptime_s": self.hal.ticks_diff(self.hal.ticks_ms(), self._boot_ms) // 1000,
             "free_heap": gc.mem_free(),
             "restarts": self.sup.stats(),
             "mqtt": self.client.stats,
             "meters": meters,
         })
-        meters = None
-        await self.client.publish(self.base + "/stats", doc)

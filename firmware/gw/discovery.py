@@ -62,6 +62,10 @@ class Discovery:
 
     def payload(self, meter_id, key, info=None):
         """The config JSON of one entity; info = protocols.tic.labels.info(key) or None."""
+        return json.dumps(self.entity(meter_id, key, info))
+
+    def entity(self, meter_id, key, info=None):
+        """The config of one entity as a dict (payload() is its JSON)."""
         p = {
             "unique_id": "passerelle_%s_%s_%s" % (self.dev, meter_id, object_id(key)),
             "name": "%s %s" % (meter_id, key),
@@ -93,4 +97,4 @@ class Discovery:
                         p["device_class"] = cls
             if unit:
                 p["unit_of_measurement"] = unit
-        return json.dumps(p)
+        return p
