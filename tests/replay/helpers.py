@@ -38,7 +38,10 @@ def capture_recording(capture, out_dir):
 
 
 def run_replay(rec, broker, root, speed=SPEED, **kw):
+    """The board's heapsize (boards/emu/board.json) unless PASSERELLE_HEAPSIZE says."""
     kw.setdefault("settle_s", 1.0)
+    if not kw.get("heapsize"):
+        kw["heapsize"] = os.environ.get("PASSERELLE_HEAPSIZE") or None
     return Replay(rec, broker.host, broker.port, speed=speed, root=str(root), **kw).run()
 
 
