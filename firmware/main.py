@@ -2,7 +2,6 @@
 # The board root (current directory) holds config.json, secrets.json, board.json
 # (optional) and, on the emulated board, emu.json (or env PASSERELLE_EMU).
 import asyncio
-import sys
 
 import hal
 from gw import app
@@ -11,10 +10,13 @@ cfg, secrets, board, options, errors = app.read_board_root(".")
 board_hal = hal.open(board, options)
 gw = app.Gateway(cfg, secrets, board_hal, errors)
 cfg = secrets = board = options = errors = None  # the gateway keeps its normalized copy
+ok = True
 try:
     ok = asyncio.run(gw.run())
+except KeyboardInterrupt:  # Ctrl-C from the REPL (mpremote, flashing): stop, keep the REPL
+    print("PASSERELLE STOPPED")
 except Exception as e:  # noqa: BLE001 - outside the supervised jobs: reset, never sit in the REPL
     print("PASSERELLE CRASH %r" % (e,))
     board_hal.reset()
 if not ok:
-    sys.exit(78)  # EX_CONFIG: the PASSERELLE BOOT line lists the errors
+    board_hal.halt(78)  # EX_CONFIG: the PASSERELLE BOOT line lists the errors

@@ -199,6 +199,12 @@ class Hal:
     def reset(self):
         machine.reset()
 
+    def halt(self, status):
+        """The gateway cannot run (config error): return to the REPL so an installer
+        can fix config.json.  sys.exit() in main.py would soft-reset the board and
+        run main.py again, in a loop that keeps the REPL busy."""
+        return status
+
     def unique_id(self):
         return "".join(["%02x" % b for b in machine.unique_id()])
 

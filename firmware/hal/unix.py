@@ -226,6 +226,11 @@ class Hal:
             pass
         raise SystemExit(status)
 
+    def halt(self, status):
+        """The gateway cannot run (config error): end the process with ``status`` so
+        the harness reports it; the board root's files stay as they are."""
+        raise SystemExit(status)
+
     def unique_id(self):
         return self.options.get("unique_id") or "emu-" + self.name
 
