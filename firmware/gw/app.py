@@ -35,7 +35,7 @@ _LOOP_MS = const(1000)
 _NET_CHECK_S = const(5)
 _MQTT_RX = const(256)  # receive buffer and largest packet kept whole (bigger: counted, dropped)
 _GC_EVERY = const(4096)  # bytes allocated between two collections (see run())
-_OUT_SIZE = const(1024)  # JSON output buffer (state, stats, discovery); grows if needed
+_OUT_SIZE = const(1536)  # JSON output buffer: the biggest real state is ~1.1 KB; grows if needed
 
 
 def _unload(name):

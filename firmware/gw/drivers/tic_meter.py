@@ -41,6 +41,7 @@ _RETRY_MAX_MS = const(30000)
 _TRI_LABELS = ("IINST2", "IINST3", "IRMS2", "IRMS3", "URMS2", "URMS3",
                "SINSTS1", "SINSTS2", "SINSTS3", "IMAX2", "IMAX3")
 _DERIVED = ("phases", "tempo_today", "tempo_tomorrow")
+_ROOM = const(60)  # values sized at boot for a three-phase standard meter (73 slots, 1.2 KB)
 _COLOURS = (None, "blue", "white", "red")  # STGE 2-bit codes
 
 
@@ -76,7 +77,13 @@ class TICMeter:
         self._decoder = tic.TicDecoder(mode=tic.HISTORIC if mode == "historic" else
                                        tic.STANDARD if mode == "standard" else tic.AUTO)
         self._buf = bytearray(_BUF_SIZE)
-        self.values = {}       # label or derived key -> int | str | None
+        self.values = v = {}   # label or derived key -> int | str | None
+        # size its table now, while the heap is young: growing it later (37 -> 59 -> 73
+        # slots) needs a new ~1 KB block while the old one is still alive
+        for i in range(_ROOM):
+            v[i] = None
+        for i in range(_ROOM):
+            del v[i]
         self._guard = {}       # energy label -> [last accepted, ticks_ms, confirmed]
         self._missing = {}     # label -> consecutive full frames without it
         self.new_keys = []     # keys not announced yet (discovery), drained by the app
