@@ -96,13 +96,7 @@ def _broker(cls):
         if MOSQUITTO_REQUIRED:
             pytest.fail("mosquitto is required in CI but is not installed (apt-get install mosquitto)")
         pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI requires it")
-    b = cls()
-    try:
-        b.start()
-    except Exception:
-        b.__exit__(None, None, None)
-        raise
-    return b
+    return brokers.launch(cls)
 
 
 @pytest.fixture

@@ -139,6 +139,17 @@ class Amqtt(_Broker):
                 "--port", str(self.port)]
 
 
+def launch(cls, **kwargs):
+    """A started broker of class ``cls``; if it cannot start, what it created is
+    removed before the error propagates."""
+    b = cls(**kwargs)
+    try:
+        return b.start()
+    except Exception:
+        b.__exit__(None, None, None)
+        raise
+
+
 def amqtt_config(host, port):
     return {
         "listeners": {"default": {"type": "tcp", "bind": "%s:%d" % (host, port)}},

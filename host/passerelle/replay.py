@@ -317,13 +317,7 @@ def start_broker(spec):
     Returns (host, port, broker object to stop or None, description)."""
     from . import brokers
     if spec in (None, "amqtt", "mosquitto"):
-        cls = brokers.Mosquitto if spec == "mosquitto" else brokers.Amqtt
-        b = cls()
-        try:
-            b.start()
-        except Exception:
-            b.__exit__(None, None, None)
-            raise
+        b = brokers.launch(brokers.Mosquitto if spec == "mosquitto" else brokers.Amqtt)
         return b.host, b.port, b, "embedded %s on %s" % (b.name, b.url)
     host, port = parse_broker(spec)
     return host, port, None, "mqtt://%s:%d" % (host, port)
