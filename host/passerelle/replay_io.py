@@ -21,6 +21,7 @@ import threading
 import time
 
 from . import recording
+from .tic_server import accept_pending
 
 
 class Clock:
@@ -144,13 +145,9 @@ class TcpEndpoint:
         return None
 
     def _newer(self):
-        try:
-            self._sock.settimeout(0)
-            conn, _ = self._sock.accept()
-        except (BlockingIOError, socket.timeout, OSError):
+        conn = accept_pending(self._sock, 0.1)
+        if conn is None:
             return None
-        finally:
-            self._sock.settimeout(0.1)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connections += 1
         return conn

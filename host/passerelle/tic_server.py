@@ -34,6 +34,19 @@ def capture_stream(path, rate=None, chunk=64):
             t += len(part) / rate
 
 
+def accept_pending(sock, restore_timeout):
+    """A client already waiting on the listening ``sock``, or None, without blocking;
+    the socket's timeout is set back to ``restore_timeout``."""
+    try:
+        sock.settimeout(0)
+        conn, _ = sock.accept()
+    except OSError:  # BlockingIOError / timeout: nobody waiting
+        return None
+    finally:
+        sock.settimeout(restore_timeout)
+    return conn
+
+
 class TicServer:
     """``TicServer(stream, rate, speed)``: ``stream`` yields ``(t_seconds, bytes)``."""
 
@@ -101,14 +114,7 @@ class TicServer:
 
     def _newer_client(self):
         """A new client is waiting: the current one is replaced (gateway restarted)."""
-        try:
-            self._sock.settimeout(0)
-            conn, _ = self._sock.accept()
-        except (BlockingIOError, socket.timeout, OSError):
-            return None
-        finally:
-            self._sock.settimeout(0.2)
-        return conn
+        return accept_pending(self._sock, 0.2)
 
     def _feed(self, conn):
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
