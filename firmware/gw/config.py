@@ -38,6 +38,10 @@ DEFAULTS = (
         ("offline_reset_s", 900),
     )),
     ("meters", ()),
+    ("relays", ()),
+    ("heaters", ()),
+    ("counters", ()),
+    ("sensors", ()),
 )
 
 METER_DEFAULTS = (
@@ -49,6 +53,16 @@ METER_DEFAULTS = (
     ("period_s", 60),
     ("min_interval_s", 5),
 )
+
+# Relays, fil pilote zones (heaters), S0 pulse counters, DS18B20 sensors (gw/devices.py).
+# Their ids are at most 14 characters: an NVS key is one letter + the id (15 max on ESP32).
+RELAY_DEFAULTS = (("name", ""), ("invert", False), ("restore", "off"), ("interlock", None))
+HEATER_DEFAULTS = (("name", ""), ("invert", False), ("restore", "hors-gel"))
+COUNTER_DEFAULTS = (("type", "s0"), ("name", ""), ("per_pulse", 1), ("unit", "L"),
+                    ("device_class", ""), ("debounce_ms", 50), ("period_s", 60),
+                    ("min_interval_s", 10))
+SENSOR_DEFAULTS = (("type", "ds18b20"), ("name", ""), ("period_s", 60))
+FP_ORDERS = ("confort", "eco", "hors-gel", "arret", "confort-1", "confort-2")
 
 SECRETS_DEFAULTS = (
     ("wifi_password", ""),
@@ -92,6 +106,42 @@ _METER = (
     ("min_interval_s", "int", (0, 3600), False),
 )
 _MAX_METERS = 4
+_RELAY = (
+    ("id", "id", 14, True),
+    ("name", "str", 64, False),
+    ("pin", "gpio", None, True),
+    ("invert", "bool", None, False),
+    ("restore", "enum", ("off", "on", "last"), False),
+    ("interlock", "optid", 14, False),
+)
+_HEATER = (
+    ("id", "id", 14, True),
+    ("name", "str", 64, False),
+    ("pin_pos", "gpio", None, True),
+    ("pin_neg", "gpio", None, True),
+    ("invert", "bool", None, False),
+    ("restore", "enum", FP_ORDERS + ("last",), False),
+)
+_COUNTER = (
+    ("id", "id", 14, True),
+    ("type", "enum", ("s0",), False),
+    ("name", "str", 64, False),
+    ("pin", "gpio", None, True),
+    ("per_pulse", "num", (0, 1000000), False),
+    ("unit", "str", 8, False),
+    ("device_class", "enum", ("", "energy", "water", "gas"), False),
+    ("debounce_ms", "int", (1, 1000), False),
+    ("period_s", "int", (5, None), False),
+    ("min_interval_s", "int", (0, 3600), False),
+)
+_SENSOR = (
+    ("id", "id", 14, True),
+    ("type", "enum", ("ds18b20",), False),
+    ("name", "str", 64, False),
+    ("pin", "gpio", None, True),
+    ("rom", "rom", None, True),
+    ("period_s", "int", (5, 3600), False),
+)
 _ROOT = (
     ("version", "int", (1, 1), False),
     ("device_id", "id", 32, True),
@@ -102,6 +152,10 @@ _ROOT = (
     ("network", "obj", (_NETWORK, "network"), False),
     ("watchdog", "obj", (_WATCHDOG, "watchdog"), False),
     ("meters", "list", (_METER, METER_DEFAULTS, _MAX_METERS), False),
+    ("relays", "list", (_RELAY, RELAY_DEFAULTS, 8), False),
+    ("heaters", "list", (_HEATER, HEATER_DEFAULTS, 4), False),
+    ("counters", "list", (_COUNTER, COUNTER_DEFAULTS, 4), False),
+    ("sensors", "list", (_SENSOR, SENSOR_DEFAULTS, 8), False),
 )
 _SECRETS = (
     ("wifi_password", "str", 64, False),
@@ -223,6 +277,21 @@ def _check(v, kind, arg, path, errs):
         errs.append("%s: expected one of %s, got %s"
                     % (path, ", ".join(['"%s"' % c for c in arg]), _show(v)))
         return None
+    if kind == "gpio" or kind == "num":
+        ok = _is_int(v) and 0 <= v <= 48
+        if kind == "num":
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and arg[0] < v <= arg[1]
+        if ok:
+            return v
+        errs.append("%s: expected %s, got %s" % (path, _expected(kind, arg), _show(v)))
+        return None
+    if kind == "optid" and v is None:
+        return None
+    if kind == "rom":
+        if _devices().rom_ok(v):
+            return v.lower()
+        errs.append("%s: expected %s, got %s" % (path, _expected(kind, arg), _show(v)))
+        return None
     if kind == "pin":
         if v is None:
             return None
@@ -233,7 +302,7 @@ def _check(v, kind, arg, path, errs):
     if not isinstance(v, str):
         errs.append("%s: expected a string, got %s" % (path, _show(v)))
         return None
-    if kind == "id":
+    if kind == "id" or kind == "optid":
         ok = 0 < len(v) <= arg
         for c in v:
             if c not in _ID_CHARS:
@@ -333,6 +402,14 @@ def _expected(kind, arg):
         return "true or false"
     if kind == "pin":
         return "a GPIO number in 0..48 or null"
+    if kind == "gpio":
+        return "a GPIO number in 0..48"
+    if kind == "num":
+        return "a number > %s and <= %s" % arg
+    if kind == "rom":
+        return "a 1-Wire ROM id: 16 hex digits with a valid CRC byte"
+    if kind == "optid":
+        return "null or an identifier [a-z0-9_-]{1,%d}" % arg
     return "a string"
 
 
@@ -391,11 +468,30 @@ def validate(cfg, secrets=None, board=None):
     if net["type"] == "wifi" and not net["ssid"]:
         errs.append('network.ssid: missing, expected a string (required when network.type '
                     'is "wifi")')
+    if out["relays"] or out["heaters"] or out["counters"] or out["sensors"]:
+        _devices().check(out, board or {}, errs)
     if board:
         _check_board(out, board, errs)
     if secrets is not None:
         errs.extend(validate_secrets(secrets)[1])
     return out, errs
+
+
+def _devices():
+    """gw.config_devices (device cross checks), also when the host tools load this file
+    by its path (then gw is not a package on sys.path)."""
+    try:
+        from gw import config_devices
+
+        return config_devices
+    except ImportError:
+        import importlib.util
+
+        path = __file__.rsplit("/", 1)[0] + "/config_devices.py"
+        spec = importlib.util.spec_from_file_location("_passerelle_gw_config_devices", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
 
 
 def _check_board(cfg, board, errs):
