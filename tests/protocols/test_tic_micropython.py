@@ -9,7 +9,7 @@ from protocols.tic import AUTO, HISTORIC, STANDARD, TicDecoder
 
 from tests.protocols import tic_worker
 from tests.protocols.tic_helpers import capture_files, load_fragments, read_capture
-from tests.protocols.tic_strategies import streams
+from passerelle.strategies.tic import streams
 
 
 @pytest.mark.parametrize("name", capture_files())

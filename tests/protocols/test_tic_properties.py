@@ -10,7 +10,7 @@ from protocols.tic.decoder import CACHE_MAX, FRAME_MAX_GROUPS, GROUP_MAX
 
 from tests.protocols.tic_helpers import CAPTURES, capture_files, read_capture
 from tests.protocols.tic_oracle import ERRORS, FRAME_ENDS, segments_and_garbage
-from tests.protocols.tic_strategies import damaged, frames, groups, streams
+from passerelle.strategies.tic import damaged, frames, groups, streams
 
 CAPTURE_DATA = {n: read_capture(CAPTURES, n) for n in capture_files()}
 
