@@ -37,6 +37,11 @@ DEFAULTS = (
         ("timeout_s", 30),
         ("offline_reset_s", 900),
     )),
+    ("outbox", (
+        ("ram_bytes", 4096),
+        ("flash_kb", 64),
+        ("offline_interval_s", 60),
+    )),
     ("meters", ()),
     ("relays", ()),
     ("heaters", ()),
@@ -90,6 +95,11 @@ _NETWORK = (
     ("ssid", "str", 32, False),
     ("hostname", "str", 32, False),
     ("timeout_s", "int", (5, 300), False),
+)
+_OUTBOX = (  # store-and-forward of the meter states (gw/outbox.py)
+    ("ram_bytes", "int", (2048, 16384), False),
+    ("flash_kb", "int", (0, 1024), False),
+    ("offline_interval_s", "int", (0, 3600), False),
 )
 _WATCHDOG = (
     ("timeout_s", "int", (0, 600), False),
@@ -151,6 +161,7 @@ _ROOT = (
     ("mqtt", "obj", (_MQTT, "mqtt"), True),
     ("network", "obj", (_NETWORK, "network"), False),
     ("watchdog", "obj", (_WATCHDOG, "watchdog"), False),
+    ("outbox", "obj", (_OUTBOX, "outbox"), False),
     ("meters", "list", (_METER, METER_DEFAULTS, _MAX_METERS), False),
     ("relays", "list", (_RELAY, RELAY_DEFAULTS, 8), False),
     ("heaters", "list", (_HEATER, HEATER_DEFAULTS, 4), False),

@@ -24,7 +24,7 @@ def meter(**over):
     return m
 
 
-ROOT_KEYS = ("version, device_id, name, log_level, stats_period_s, mqtt, network, watchdog, "
+ROOT_KEYS = ("version, device_id, name, log_level, stats_period_s, mqtt, network, watchdog, outbox, "
              "meters, relays, heaters, counters, sensors")
 
 # (case id, config, secrets, board, expected errors in order)
@@ -123,7 +123,7 @@ def test_validate_cpython(name, cfg, secrets, board, expected):
     assert errors == expected
     # the normalized config is always complete, errors or not
     assert set(out) == {"version", "device_id", "name", "log_level", "stats_period_s", "mqtt",
-                        "network", "watchdog", "meters", "relays", "heaters", "counters", "sensors"}
+                        "network", "watchdog", "outbox", "meters", "relays", "heaters", "counters", "sensors"}
 
 
 def test_defaults_filled():
