@@ -7,6 +7,13 @@
 #
 # reset_cause(): machine.reset_cause() -> name.  The ESP32 port reports a brownout as
 # PWRON_RESET and a panic as HARD_RESET, so "power_on" may hide a brownout.
+#
+# time(): epoch seconds once the clock was set by SNTP (sync_time(), called by the
+# gateway when the network is up: one UDP query, non-blocking but for the DNS lookup of
+# the server name), before that the seconds since boot (a value < 10**9, which
+# subscribers can tell from an epoch time).  fs_check(): raises OSError(ENOSPC) when a
+# write would leave less than _FS_RESERVE bytes free on the filesystem (littlefs needs
+# some free blocks to stay writable).
 import asyncio
 import time
 
@@ -20,14 +27,17 @@ _CAUSES = (
     ("SOFT_RESET", "soft"),
 )
 _NVS_BLOB_MAX = 128
+_FS_RESERVE = 16384
+_NTP_DELTA_1900 = 2208988800  # 1900-01-01 -> 1970-01-01
 
 
 class UART:
-    """machine.UART in 7E1 wrapped in an asyncio stream reader."""
+    """machine.UART (TIC: 7E1; Modbus RTU: 8N1/8E1/8O1) wrapped in an asyncio stream."""
 
-    def __init__(self, uart_id, baudrate, rx, tx, invert):
+    def __init__(self, uart_id, baudrate, rx, tx, invert, bits=7, parity=0):
         self.id = uart_id
-        self._kw = {"bits": 7, "parity": 0, "stop": 1, "rx": rx, "rxbuf": 2048, "timeout": 0}
+        self._kw = {"bits": bits, "parity": parity, "stop": 1, "rx": rx, "rxbuf": 2048,
+                    "timeout": 0}
         if tx is not None:
             self._kw["tx"] = tx  # keep TX off the flash pins (UART1 defaults to GPIO 9/10)
         if invert:
@@ -38,6 +48,19 @@ class UART:
 
     async def readinto(self, buf):
         return await self._s.readinto(buf)
+
+    async def awrite(self, buf):
+        """Send buf; returns once the last stop bit left the UART (txdone), so that
+        the caller can release the RS-485 driver (DE) right after."""
+        u = self._u
+        u.write(buf)
+        # bits on the wire x 2 + 20 ms: a stuck transmitter cannot hold the caller
+        limit = len(buf) * 22000 // self.baudrate + 20
+        start = time.ticks_ms()
+        while not u.txdone():
+            if time.ticks_diff(time.ticks_ms(), start) > limit:
+                raise OSError("UART %s: transmit not done after %d ms" % (self.id, limit))
+            await asyncio.sleep_ms(1)
 
     def set_baudrate(self, baudrate):
         self.baudrate = baudrate
@@ -84,6 +107,36 @@ class NVS:
 
     def commit(self):
         self._n.commit()
+
+
+class OneWireBus:
+    """DS18B20s on one GPIO: raw scratchpad reads (ds18x20.read_scratch raises on a bad
+    CRC; the driver wants to count those instead)."""
+
+    def __init__(self, number):
+        import onewire
+
+        self._ow = onewire.OneWire(machine.Pin(number))
+
+    def scan(self):
+        return self._ow.scan()
+
+    def convert(self):
+        ow = self._ow
+        if not ow.reset():
+            return False
+        ow.writebyte(0xCC)  # SKIP ROM: every sensor
+        ow.writebyte(0x44)  # CONVERT T
+        return True
+
+    def read(self, rom, buf):
+        ow = self._ow
+        if not ow.reset():
+            return False
+        ow.select_rom(rom)
+        ow.writebyte(0xBE)  # READ SCRATCHPAD
+        ow.readinto(buf)
+        return True
 
 
 class Network:
@@ -157,6 +210,9 @@ class Hal:
         self.options = options
         self.net = Network(board)
         self.wdt_obj = None
+        self.data_dir = "/data"
+        self.flash_writes = 0  # counted by gw.store.write
+        self._clock_set = False
 
     def ticks_ms(self):
         return time.ticks_ms()
@@ -167,19 +223,37 @@ class Hal:
     def ticks_add(self, a, b):
         return time.ticks_add(a, b)
 
-    async def uart(self, uart_id, baudrate, rx=None, invert=False):
+    async def uart(self, uart_id, baudrate, rx=None, invert=False, tx=None, bits=7, parity=0):
         spec = (self.board.get("uarts") or {}).get(str(uart_id)) or {}
         if rx is None:
             rx = spec.get("rx")
         if rx is None:
             raise OSError("UART %s: no rx_pin in config nor in board.json" % uart_id)
-        return UART(uart_id, baudrate, rx, spec.get("tx"), invert)
+        if tx is None:
+            tx = spec.get("tx")
+        return UART(uart_id, baudrate, rx, tx, invert, bits, parity)
 
     def pin(self, number, mode=0, pull=None, value=None):
         mode = machine.Pin.OUT if mode == 1 else machine.Pin.IN
         if value is None:
             return machine.Pin(number, mode, pull)
         return machine.Pin(number, mode, pull, value=value)
+
+    def on_fall(self, number, handler):
+        """Input with pull-up; handler(t_ms) on every falling edge (S0 counters).  The
+        IRQ is a soft one (scheduled), so the handler may allocate; it only counts."""
+        p = machine.Pin(number, machine.Pin.IN, machine.Pin.PULL_UP)
+        ticks = time.ticks_ms
+        p.irq(lambda _p: handler(ticks()), trigger=machine.Pin.IRQ_FALLING)
+        return p
+
+    def onewire(self, number):
+        """The 1-Wire bus at GPIO number (built-in onewire module): scan(), convert(),
+        read(rom, buf) -> presence; the caller checks the CRC."""
+        return OneWireBus(number)
+
+    async def flush_io(self, timeout_ms):
+        return True  # a real pin is at its level as soon as it is written
 
     def wdt(self, timeout_ms):
         # Cannot be stopped once started; the app feeds it from its main loop only.
@@ -198,6 +272,52 @@ class Hal:
 
     def reset(self):
         machine.reset()
+
+    def fs_check(self, path, nbytes):
+        import os
+
+        st = os.statvfs("/")
+        if st[0] * st[3] - nbytes < _FS_RESERVE:
+            raise OSError(28)  # ENOSPC
+
+    def time(self):
+        if self._clock_set:
+            t = time.time()
+            return t + 946684800 if time.gmtime(0)[0] == 2000 else t
+        return time.ticks_ms() // 1000  # uptime (ticks_ms wraps after ~12 days)
+
+    async def sync_time(self, server="pool.ntp.org", timeout_ms=2000):
+        """Set the RTC from one SNTP answer -> True.  getaddrinfo() blocks (DNS)."""
+        import socket
+        import struct
+
+        q = bytearray(48)
+        q[0] = 0x1B
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.setblocking(False)
+            s.sendto(q, socket.getaddrinfo(server, 123)[0][-1])
+            t0 = time.ticks_ms()
+            while time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
+                try:
+                    msg = s.recv(48)
+                except OSError:
+                    await asyncio.sleep_ms(50)
+                    continue
+                if len(msg) < 48:
+                    return False
+                t = struct.unpack("!I", msg[40:44])[0] - _NTP_DELTA_1900
+                if time.gmtime(0)[0] == 2000:
+                    t -= 946684800
+                tm = time.gmtime(t)
+                machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6] + 1, tm[3], tm[4], tm[5], 0))
+                self._clock_set = True
+                return True
+            return False
+        except OSError:
+            return False
+        finally:
+            s.close()
 
     def halt(self, status):
         """The gateway cannot run (config error): return to the REPL so an installer

@@ -3,18 +3,27 @@
 #
 # What stands in for the hardware:
 #   UART   a TCP client to <host>:<port> (options {"uart": {"<id>": port}}): the host-side
-#          meter simulator listens there and writes raw TIC bytes.  Baud rate is ignored.
-#   Pin    an in-memory value.
+#          meter simulator listens there and writes raw TIC bytes (or answers Modbus RTU
+#          requests written with awrite()).  Baud rate and framing are ignored.
+#   Pin    an in-memory value; with options {"io": <port>} outputs are reported to and
+#          inputs / falling edges / DS18B20 scratchpads driven by the host's I/O server
+#          (hal/unix_io.py, imported only then).
 #   WDT    a deadline checked by an asyncio task.  On expiry: a log line, a breadcrumb
 #          so that the next boot reports reset cause "wdt", then the process exits with
 #          status 75 (WDT_EXIT_STATUS), as a board would reset.  A supervisor restarts it.
 #   NVS    <root>/nvs.json, {namespace: {key: value}}, written atomically on commit().
 #   net    always up (the Hal object is its own `net`).
+#   flash  the board root's files; the gateway's own (outbox spill, gw.store) live in
+#          <root>/data.  Option {"flash_kb": N} gives that data partition N KB: a write
+#          through gw.store that would not fit raises OSError(ENOSPC) (fs_check), as a
+#          full littlefs would.  Writes are counted in flash_writes (wear budget).
+#   clock  time() = the host's epoch seconds (a board after NTP).
 #   reset  cause from the breadcrumb left by the previous run, else options["reset_cause"]
 #          (default "power_on").  Hal.reset() exits with status 76 (RESET_EXIT_STATUS).
 import asyncio
 import json
 import os
+from time import time as _time
 
 try:
     from micropython import const
@@ -39,6 +48,23 @@ RESET_EXIT_STATUS = const(76)
 _POLL_MS = const(250)
 
 
+def _du(path):
+    """Bytes in the files under ``path`` (the emulated data partition)."""
+    n = 0
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return 0
+    for name in names:
+        p = path + "/" + name
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        n += _du(p) if st[0] & 0x4000 else st[6]
+    return n
+
+
 class UART:
     """One TIC line: a TCP connection to the simulator, read with asyncio."""
 
@@ -58,6 +84,16 @@ class UART:
         buf[:len(data)] = data
         return len(data)
 
+    async def awrite(self, buf):
+        """Send buf (bytes, bytearray or memoryview): returns once it is handed to the
+        link (on a board: once the last bit left the UART, so the RS-485 driver can be
+        released).  Raises OSError when the link is closed."""
+        w = self._w
+        if w is None:
+            raise OSError("UART %s closed" % self.id)
+        w.write(buf)
+        await w.drain()
+
     def set_baudrate(self, baudrate):
         self.baudrate = baudrate  # a TCP link has no baud rate
 
@@ -74,15 +110,23 @@ class Pin:
     IN = 0
     OUT = 1
 
-    def __init__(self, number, mode=0, pull=None, value=None):
+    def __init__(self, number, mode=0, pull=None, value=None, link=None):
         self.number = number
         self.mode = mode
         self._v = value or 0
+        self._link = link  # hal.unix_io.IoLink or None
+        if link is not None and mode == 1:
+            link.report(number, self._v)
 
     def value(self, v=None):
+        link = self._link
         if v is None:
+            if link is not None and self.mode != 1:
+                return link.inp.get(self.number, 1)
             return self._v
         self._v = 1 if v else 0
+        if link is not None and self.mode == 1:
+            link.report(self.number, self._v)
         return None
 
 
@@ -171,6 +215,9 @@ class Hal:
         self.options = options
         self.net = self  # the host network: always connected (connect, isconnected, info)
         self.wdt_obj = None
+        self.io = None  # hal.unix_io.IoLink when options["io"] (a port) is set
+        self.data_dir = (options.get("root") or ".") + "/data"
+        self.flash_writes = 0  # counted by gw.store.write
         crumbs = self.nvs("hal")
         cause = crumbs.get("reset_cause")
         if cause:
@@ -189,8 +236,10 @@ class Hal:
         return {"type": "host", "ip": "127.0.0.1"}
 
     # -- peripherals --
-    async def uart(self, uart_id, baudrate, rx=None, invert=False):
-        """Open TIC line uart_id; raises OSError when it cannot be opened."""
+    async def uart(self, uart_id, baudrate, rx=None, invert=False, tx=None, bits=7, parity=0):
+        """Open line uart_id (TIC: 7E1 receive only; Modbus: bits=8, parity None/0/1,
+        written with awrite()); raises OSError when it cannot be opened.  Only the
+        port matters here: baud rate, framing and pins are those of a real board."""
         ports = self.options.get("uart") or {}
         port = ports.get(str(uart_id))
         if not port:
@@ -200,8 +249,36 @@ class Hal:
                                                    int(port))
         return u
 
+    def _io(self):
+        if self.io is None and self.options.get("io"):
+            from hal.unix_io import IoLink
+
+            self.io = IoLink(self, self.options["io"])
+        if self.io is not None:
+            self.io.start()
+        return self.io
+
     def pin(self, number, mode=0, pull=None, value=None):
-        return Pin(number, mode, pull, value)
+        return Pin(number, mode, pull, value, self._io())
+
+    def on_fall(self, number, handler):
+        """Input with pull-up; handler(t_ms) on every falling edge (S0 counters)."""
+        link = self._io()
+        if link is not None:
+            link.irq[number] = handler
+        return Pin(number, 0, None, None, link)
+
+    def onewire(self, number):
+        """The 1-Wire bus at GPIO number: scan(), convert(), read(rom, buf)."""
+        from hal.unix_io import OneWire
+
+        return OneWire(self._io(), number)
+
+    async def flush_io(self, timeout_ms):
+        """Let the host see the outputs' levels (before a halt); True when it has."""
+        if self._io() is None:
+            return True
+        return await self.io.flush(timeout_ms)
 
     def wdt(self, timeout_ms):
         self.wdt_obj = WDT(self, timeout_ms)
@@ -212,6 +289,20 @@ class Hal:
 
     def reset_cause(self):
         return self._cause
+
+    # -- flash and clock --
+    def fs_check(self, path, nbytes):
+        """Raise OSError(ENOSPC) when writing ``nbytes`` more to the data partition
+        would exceed options["flash_kb"] (no quota: the host disk decides)."""
+        kb = self.options.get("flash_kb")
+        if kb is None:
+            return
+        if _du(self.data_dir) + nbytes > kb * 1024:
+            raise OSError(28)  # ENOSPC
+
+    def time(self):
+        """Epoch seconds (int); the host clock is always set."""
+        return int(_time())
 
     def reset(self):
         self.exit("soft", RESET_EXIT_STATUS)

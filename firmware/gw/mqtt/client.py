@@ -6,6 +6,7 @@
 #                  backoff_min_ms=500, backoff_max_ms=30000, max_pending=32)
 #   task = asyncio.create_task(c.run())      # keeps a connection up until close()
 #   await c.publish(topic, payload, retain=False, qos=0)  -> bool
+#   pid = await c.enqueue(topic, payload, retain=False); c.in_flight(pid)  (QoS1, tracked)
 #   await c.subscribe(topic, qos=0)          # remembered, re-subscribed on every connect
 #   c.connected; await c.wait_connected(timeout_ms); c.stats; await c.close()
 #
@@ -139,6 +140,14 @@ class MQTTClient:
             return True
         if qos != 1:
             raise UsageError("qos must be 0 or 1")
+        await self.enqueue(topic, payload, retain)
+        return True
+
+    async def enqueue(self, topic, payload, retain=False):
+        """QoS1 publish as publish(..., qos=1), returning its packet id: the message
+        is acknowledged once in_flight(pid) is False (unless dropped meanwhile, see
+        stats['dropped_qos1']).  Store-and-forward (gw/outbox.py) sends one message at
+        a time this way and forgets it only after its PUBACK."""
         encode.topic_name(topic)            # reject a bad topic before waiting
         await self._make_room()
         pid = self._next_pid()
@@ -151,7 +160,14 @@ class MQTTClient:
                 await self._transmit(link, e)
             except OSError:
                 pass                        # stays queued; resent after reconnect
-        return True
+        return pid
+
+    def in_flight(self, pid):
+        """True while the QoS1 message ``pid`` (from enqueue) waits for its PUBACK."""
+        for e in self._pending:
+            if e[0] == pid:
+                return True
+        return False
 
     async def subscribe(self, topic, qos=0):
         """Remember ``topic`` (re-subscribed after every reconnect) and subscribe now
