@@ -3,14 +3,17 @@
 :class:`Emulation` (a context manager, reused by ``passerelle run`` and the tests):
 
 1. builds the ``.mpy`` tree (:func:`passerelle.build.build_mpy`) into a board root
-   (a temp dir, or ``root``);
+   (a temp dir, or ``root``) and packs it into a ROMFS image (:mod:`passerelle.romfs`)
+   that the firmware imports in place, as a board does from its ROMFS partition
+   (``romfs=False`` or board.json ``"romfs": false``: from ``lib/`` instead);
 2. writes ``config.json`` there (``boards/<board>/config.json`` by default, with the
    broker given as ``mqtt://host:port`` patched in) and ``secrets.json``;
 3. starts one :class:`~passerelle.tic_server.TicServer` per configured meter on
    127.0.0.1:<free port>, fed by the Linky simulator or by looping a raw capture,
    paced at the meter's line rate x ``speed``;
-4. runs ``micropython -X heapsize=<h> main.py`` from the board root with
-   ``MICROPYPATH=.frozen:<root>/lib`` and ``PASSERELLE_EMU={"uart": {"<id>": port}}``,
+4. runs ``micropython -X heapsize=<h> main.py`` from the board root (with the image
+   mapped, see :mod:`passerelle.romfs`; else ``MICROPYPATH=.frozen:<root>/lib``) and
+   ``PASSERELLE_EMU={"uart": {"<id>": port}}``,
    forwarding each output line (with a prefix) to ``on_line``/stdout;
 5. restarts the firmware when it exits with hal.unix's board-reset codes (75 watchdog,
    76 reset), as a board reboots;
@@ -37,6 +40,8 @@ from urllib.parse import urlsplit
 
 from . import project_root as _project_root
 from .build import BuildError, build_mpy
+from .romfs import build_image
+from .romfs import command as romfs_command
 from .sim.linky import MODES, TARIFFS, LinkySim, line_rate
 from .tic_server import TicServer, capture_stream
 
@@ -111,7 +116,7 @@ class Emulation:
                  tic_sim="standard", phases=3, tariff="tempo", seed=0, noise=0.0, accel=1.0,
                  broker=None, speed=1.0, root=None, heapsize=None, micropython=None,
                  on_line=None, prefix="gw | ", echo=True, env=None, validate=True, max_lines=5000,
-                 max_restarts=20):
+                 max_restarts=20, romfs=None):
         self.project_root = Path(project_root or _project_root())
         self.board = board
         if tic_sim not in MODES:
@@ -142,6 +147,7 @@ class Emulation:
         self._lock = threading.Lock()
         self.restarts = 0
         self.max_restarts = max_restarts
+        self.romfs = romfs  # None: the board's board.json "romfs" (default True)
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -182,13 +188,19 @@ class Emulation:
             if errors:
                 raise EmulationError("invalid config:\n  " + "\n  ".join(errors))
         self.config = cfg
-        self.manifest = build_mpy(self.project_root, self.root)
+        board_json = board_dir / "board.json"
+        board = (_load_json(str(board_json), "board") if board_json.is_file() else None) or {}
+        if self.romfs is None:
+            self.romfs = board.get("romfs", True)
+        if self.romfs:  # the firmware imported in place from a ROMFS image, as on a board
+            self.manifest = build_image(self.project_root, self.root)
+        else:           # the .mpy files imported from the board's filesystem (lib/)
+            self.manifest = build_mpy(self.project_root, self.root)
         (self.root / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
         (self.root / "secrets.json").write_text(json.dumps(secrets, indent=2) + "\n")
-        if (board_dir / "board.json").is_file():
-            shutil.copyfile(board_dir / "board.json", self.root / "board.json")
+        if board_json.is_file():
+            shutil.copyfile(board_json, self.root / "board.json")
             if self.heapsize is None:
-                board = _load_json(str(board_dir / "board.json"), "board") or {}
                 self.heapsize = board.get("heapsize")
         if self.heapsize is None:
             self.heapsize = DEFAULT_HEAPSIZE
@@ -220,10 +232,15 @@ class Emulation:
         env["MICROPYPATH"] = os.pathsep.join([".frozen", str(self.root / "lib")])
         env["PASSERELLE_EMU"] = json.dumps(self.emu_options())
         env.update(self.extra_env)
-        argv = [self.micropython]
+        args = []
         if self.heapsize:
-            argv += ["-X", "heapsize=%s" % self.heapsize]
-        argv.append("main.py")
+            args += ["-X", "heapsize=%s" % self.heapsize]
+        args.append("main.py")
+        if self.romfs:
+            env["MICROPYPATH"] = ".frozen"   # everything from /rom (main.py mounts it)
+            argv = romfs_command(self.manifest.image, args)
+        else:
+            argv = [self.micropython] + args
         return subprocess.Popen(argv, cwd=str(self.root), env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True, preexec_fn=_die_with_parent)

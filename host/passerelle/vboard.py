@@ -58,11 +58,14 @@ DEFAULT_HEAPSIZE = "256K"   # when boards/emu/board.json has no "heapsize"
 
 
 def default_heapsize():
-    """The emulated board's heap: boards/emu/board.json ``heapsize`` (what `emulate` uses)."""
+    """The emulated board's heap when its firmware is in its filesystem: boards/emu/board.json
+    ``heapsize_fs`` (``heapsize`` is for the firmware imported in place from ROMFS, as
+    `emulate` runs it: .mpy files imported from a filesystem cost ~33 KB more heap)."""
     try:
         from . import project_root
         with open(project_root() / "boards" / "emu" / "board.json") as f:
-            return json.load(f).get("heapsize") or DEFAULT_HEAPSIZE
+            b = json.load(f)
+            return b.get("heapsize_fs") or b.get("heapsize") or DEFAULT_HEAPSIZE
     except (OSError, ValueError):
         return DEFAULT_HEAPSIZE
 

@@ -163,14 +163,22 @@ class Recorder:
 class Firmware:
     """micropython main.py in a board root; output collected by a thread."""
 
-    def __init__(self, micropython, root, emu, heapsize=None, paths=None, script=None):
+    def __init__(self, micropython, root, emu, heapsize=None, paths=None, script=None, romfs=None):
+        """``romfs``: a firmware image (passerelle.romfs) the board's main.py mounts at
+        /rom and imports from in place, as a board does; ``paths`` then usually []."""
         env = dict(os.environ)
-        env["MICROPYPATH"] = os.pathsep.join([str(p) for p in (paths or [FIRMWARE, ROOT])] + [".frozen"])
+        paths = [FIRMWARE, ROOT] if paths is None else paths
+        env["MICROPYPATH"] = os.pathsep.join([str(p) for p in paths] + [".frozen"])
         env["PASSERELLE_EMU"] = json.dumps(emu)
-        argv = [micropython]
+        args = []
         if heapsize:
-            argv += ["-X", "heapsize=%s" % heapsize]
-        argv.append(str(script or FIRMWARE / "main.py"))
+            args += ["-X", "heapsize=%s" % heapsize]
+        args.append(str(script or FIRMWARE / "main.py"))
+        if romfs is not None:
+            from passerelle.romfs import command
+            argv = command(romfs, args)
+        else:
+            argv = [micropython] + args
         self.lines = []
         self.proc = subprocess.Popen(argv, cwd=str(root), env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)

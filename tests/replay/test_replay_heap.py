@@ -4,9 +4,8 @@ for three-phase standard frames, the heaviest, ~2x slower; the corpus already re
 day of those at the board's heapsize):
 
 * no MemoryError, no traceback, no board reset at the emulated board's heapsize
-  (boards/emu/board.json ``heapsize``); a day of traffic at the 96K target
-  (``heapsize_target``, ~ a 64 KB ESP32 budget) is an expected failure until
-  board.json's heapsize reaches it;
+  (boards/emu/board.json ``heapsize``), and a day of three-phase standard traffic at
+  the 96K target (~ a 64 KB ESP32 budget; the firmware imported in place from ROMFS);
 * no heap growth from frame 100 to frame 10,000: ``free_heap`` of the stats topic
   (published every 5 s, after gc.collect()) once the first ~100 frames are in vs. at
   rest after the last frame, within ``HEAP_NOISE`` (buffers in flight at the moment
@@ -32,7 +31,7 @@ FRAMES = int(os.environ.get("PASSERELLE_HEAP_FRAMES", "10000"))
 HEAP_NOISE = 2048
 MODE = os.environ.get("PASSERELLE_HEAP_MODE", "historic")
 CURRENT = os.environ.get("PASSERELLE_HEAPSIZE") or BOARD["heapsize"]
-TARGET = BOARD.get("heapsize_target", "96K")
+TARGET = "96K"
 
 @pytest.fixture(scope="module")
 def long_recording(tmp_path_factory):
@@ -76,9 +75,6 @@ def test_long_replay_memory(long_recording, mosquitto, board_root):
     assert states and any(is_energy(k) for k in states[-1][1]), states[-1:]
 
 
-@pytest.mark.skipif(TARGET == CURRENT, reason="the board already runs at the target: see the test above")
-@pytest.mark.xfail(reason="boards/emu/board.json heapsize is %s: the gateway does not fit the %s "
-                   "target yet" % (CURRENT, TARGET), strict=False)
 def test_no_memory_error_at_the_target_heap(mosquitto, board_root):
     """A day of three-phase standard Tempo traffic at the 96K target."""
     rec = recording.read(RECORDINGS / "sim_std_3p_tempo_day.jsonl.gz")
