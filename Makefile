@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 help:
 	@echo "make run    - demo: embedded broker + emulated gateway fed by the Linky simulator + live view"
 	@echo "make test   - the whole test suite (CPython + MicroPython unix port + brokers)"
-	@echo "make bench  - benchmarks (TIC decoding, MQTT), JSON + table"
+	@echo "make bench  - benchmarks vs the peers (TIC, MQTT, heap, end to end): bench-out/bench.{json,md,png}"
 	@echo "make fuzz   - long Hypothesis runs with the example database"
 	@echo "make lint   - MicroPython-compatibility lint + mpy-cross compile gate"
 
@@ -29,9 +29,11 @@ test: $(STAMP) lint
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -x -m "not slow"
 
+BENCH_OUT ?= bench-out/bench.json
+
 bench: $(STAMP)
-	$(PY) -m passerelle.bench.tic
-	$(PY) -m passerelle.bench.mqtt
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(VENV)/bin/passerelle bench --json $(BENCH_OUT)
 
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests/protocols tests/mqtt -k "hypothesis or property or fuzz"

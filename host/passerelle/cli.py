@@ -21,6 +21,8 @@ COMMANDS = [
     "passerelle.flash",
     "passerelle.record",
     "passerelle.replay",
+    "passerelle.bench.command",
+    "passerelle.district",
 ]
 
 

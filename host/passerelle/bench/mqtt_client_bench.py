@@ -7,6 +7,7 @@
 # qos1:    N QoS1 publishes through the client's bounded queue (max_pending in flight),
 #          elapsed until the last PUBACK; plus the same with max_pending=1 (one publish
 #          in flight at a time: the PUBACK round trip, where Nagle would show as 40 ms).
+# qos1 rtt: one QoS1 publish at a time, publish() -> its PUBACK received (p50/p99).
 # latency: publish a QoS0 message to a topic the same client subscribes to and wait
 #          until on_message sees it: publish -> broker -> delivered, one at a time.
 
@@ -54,6 +55,23 @@ async def bench_qos(cfg, qos, n, max_pending, payload):
     return n * 1000000 / dt if ok else 0.0, c.stats
 
 
+async def bench_qos1_rtt(cfg, n, payload):
+    """QoS1 publish -> PUBACK, one at a time: (p50, p99) in ms."""
+    c, task = await _client(cfg, "bench-rtt", max_pending=1)
+    topic = cfg["prefix"] + "/rtt"
+    lat = []
+    for i in range(n + 20):
+        t0 = ticks_us()
+        await c.publish(topic, payload, qos=1)
+        await _drain(c, 2000)
+        if i >= 20:
+            lat.append(ticks_diff(ticks_us(), t0))
+    await c.close()
+    await task
+    lat.sort()
+    return lat[len(lat) // 2] / 1000, lat[min(len(lat) - 1, (len(lat) * 99) // 100)] / 1000
+
+
 async def bench_latency(cfg, n, payload):
     box = [None]
 
@@ -88,11 +106,13 @@ async def main(cfg):
     r["qos1_msgs_per_s"], st1 = await bench_qos(cfg, 1, cfg["n_qos1"], cfg["max_pending"], payload)
     r["qos1_sequential_msgs_per_s"], _ = await bench_qos(cfg, 1, cfg["n_qos1"] // 4, 1, payload)
     r["latency_p50_ms"], r["latency_p99_ms"] = await bench_latency(cfg, cfg["n_latency"], payload)
+    r["qos1_publish_p50_ms"], r["qos1_publish_p99_ms"] = await bench_qos1_rtt(
+        cfg, cfg["n_latency"], payload)
     r["nodelay"] = st1["nodelay"]
     r["resent"] = st1["resent"]
     for k in ("qos0_msgs_per_s", "qos1_msgs_per_s", "qos1_sequential_msgs_per_s"):
         r[k] = round(r[k])
-    for k in ("latency_p50_ms", "latency_p99_ms"):
+    for k in ("latency_p50_ms", "latency_p99_ms", "qos1_publish_p50_ms", "qos1_publish_p99_ms"):
         r[k] = round(r[k], 3)
     sys.stdout.write("BENCH " + json.dumps(r) + "\n")
 
