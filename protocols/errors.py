@@ -43,3 +43,13 @@ class MalformedPacket(MQTTError):
         super().__init__(reason)
         self.reason = reason
         self.used = used
+
+
+# --- Modbus RTU (protocols.modbus) ------------------------------------------
+# The Modbus response decoder never raises on wire data (a bad CRC, garbage, an
+# exception response are counted or returned).  This is raised by the request
+# encoders only: an address, function, register, count or value out of range.
+
+
+class ModbusError(EncodeError):
+    """A Modbus request that cannot be put on the wire (a field out of range)."""
