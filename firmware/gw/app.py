@@ -83,6 +83,7 @@ class Gateway:
         self.errors = list(errors) + errs
         config = None
         _unload("gw.config")
+        _unload("gw.config_modbus")
         self.log = Log(self.cfg["log_level"])
         self.base = "%s/%s" % (self.cfg["mqtt"]["base"], self.cfg["device_id"])
         self._client_factory = client_factory
@@ -119,19 +120,18 @@ class Gateway:
         hal = self.hal
         if cfg["watchdog"]["timeout_s"]:
             self.wdt = hal.wdt(cfg["watchdog"]["timeout_s"] * 1000)
-        from gw.drivers.tic_meter import TICMeter
-
         # the big long-lived blocks first: JSON buffer, meters (decoder tables, buffer)
         self._out = _Out(_OUT_SIZE)
         self._out_lock = asyncio.Lock()
+        buses = {}  # uart -> ModbusBus, shared by the Modbus meters wired to it
         for mcfg in cfg["meters"]:
-            self.meters.append(TICMeter(mcfg, hal, self.log))
+            self.meters.append(self._meter(mcfg, buses))
         self.client = self._make_client()
         self.sup = sup = Supervisor(hal, self.log)
         sup.spawn("net", self._network)
         sup.spawn("mqtt", self.client.run)
         for m in self.meters:
-            sup.spawn("tic/" + m.id, m.run)
+            sup.spawn(m.cfg["type"] + "/" + m.id, m.run)
             sup.spawn("pub/" + m.id, self._publisher, m)
         if cfg["mqtt"]["discovery"]:
             await self.client.subscribe(cfg["mqtt"]["discovery_prefix"] + "/status")
@@ -145,6 +145,21 @@ class Gateway:
             gc.threshold(_GC_EVERY)
         await self._main_loop()
         return True
+
+    def _meter(self, mcfg, buses):
+        """The driver of a meter config; only the drivers the config uses are imported."""
+        if mcfg["type"] == "modbus":
+            from gw.drivers.modbus_meter import ModbusMeter
+
+            bus = buses.get(mcfg["uart"])
+            if bus is None:
+                from gw.drivers.modbus_bus import ModbusBus
+
+                bus = buses[mcfg["uart"]] = ModbusBus(mcfg, self.hal, self.log)
+            return ModbusMeter(mcfg, self.hal, self.log, bus)
+        from gw.drivers.tic_meter import TICMeter
+
+        return TICMeter(mcfg, self.hal, self.log)
 
     def _make_client(self):
         factory = self._client_factory
@@ -251,7 +266,7 @@ class Gateway:
         from gw.discovery import Discovery
 
         disc = Discovery(self.cfg, self.hal.name, VERSION)
-        info = meter.tic.labels.info
+        info = meter.info if hasattr(meter, "info") else meter.tic.labels.info
         try:
             while keys and client.connected:
                 key = keys[0]
@@ -278,7 +293,7 @@ class Gateway:
             meter.updated.clear()
             if meter.new_keys:
                 await self._announce(meter)
-            if meter.stats["frames"] < 2:
+            if meter.stats["frames"] < getattr(meter, "min_frames", 2):
                 continue  # indexes need a confirming frame: publish complete states only
             now = hal.ticks_ms()
             since = None if last is None else hal.ticks_diff(now, last)

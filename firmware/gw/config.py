@@ -534,6 +534,8 @@ def read_json(path):
         if code == 2:
             return None, "%s: file not found" % path
         return None, "%s: cannot read (errno %s)" % (path, code)
+    except ValueError:      # UnicodeError: the file is not UTF-8 text
+        return None, "%s: invalid JSON (not UTF-8)" % path
     try:
         import json
         return json.loads(text), None

@@ -17,6 +17,8 @@
 #   other units       unit only (kVA, min), measurement
 #   text / ids        no unit; ids, status words and the clock are diagnostic entities
 #   tempo_today / tempo_tomorrow: device_class enum, options blue / white / red
+# Drivers that know their keys (Modbus meters) give (unit, device_class, state_class)
+# hints instead of a TIC info tuple: they are used as they are.
 #
 # The gateway imports this module only while it announces entities and drops it
 # afterwards (gw.app): nothing here is needed in steady state.
@@ -65,7 +67,8 @@ class Discovery:
         return json.dumps(self.entity(meter_id, key, info))
 
     def entity(self, meter_id, key, info=None):
-        """The config of one entity as a dict (payload() is its JSON)."""
+        """The config of one entity as a dict (payload() is its JSON).  info: a TIC
+        labels.info() tuple, or (unit, device_class, state_class) hints."""
         p = {
             "unique_id": "passerelle_%s_%s_%s" % (self.dev, meter_id, object_id(key)),
             "name": "%s %s" % (meter_id, key),
@@ -74,6 +77,16 @@ class Discovery:
             "availability_topic": self.base + "/status",
             "device": self.device,
         }
+        if info is not None and len(info) == 3:
+            # hints of a driver that knows its keys (Modbus meters: protocols.modbus.maps)
+            unit, cls, state = info
+            if unit:
+                p["unit_of_measurement"] = unit
+            if cls:
+                p["device_class"] = cls
+            if state:
+                p["state_class"] = state
+            return p
         if key in _TEMPO:
             p["name"] = "%s Tempo %s" % (meter_id, key[6:])
             p["device_class"] = "enum"

@@ -1,0 +1,179 @@
+# gw/drivers/modbus_bus.py - one RS-485 bus (a UART plus a DE/RE pin), Modbus RTU master
+# MIT license.
+#
+# One ModbusBus per UART, shared by the meters wired to it (gw.app builds it for the
+# first Modbus meter of a UART).  request() runs one transaction at a time under a
+# FIFO lock: meters polling concurrently interleave request by request, so a meter
+# that does not answer delays the others by at most one transaction (its deadline
+# times its attempts) per request of theirs, never starves them.
+#
+# A transaction (RTU, Modbus over serial line V1.02 §2.5):
+#   1. the inter-frame silence: the line must stay quiet 3.5 character times (at
+#      least 1.75 ms above 19200 Bd) before a request; bytes that arrive meanwhile
+#      (a late answer to a timed-out request, noise) are read, dropped and counted
+#      (late_bytes), and the silence starts again, until the deadline;
+#   2. DE/RE high, the request written (awrite returns once the last stop bit left
+#      the UART), DE/RE low: the transceiver listens again;
+#   3. the answer is decoded by protocols.modbus.RtuDecoder (expecting this slave,
+#      function and count) until the deadline: timeout_ms + the time the request and
+#      the answer take on the wire; after a frame that failed its CRC, the wait ends
+#      with the next silence (bad_responses; the decoder counts crc_errors); a timeout
+#      or a bad answer is retried up to `retries` times.
+# The response returned is the decoder's (reused): the caller reads it before its next
+# await.  The UART is opened on the first request and reopened (after at least
+# _REOPEN_MS) when the link fails.
+import asyncio
+
+from protocols.compat import const
+from protocols.modbus import rtu
+
+_RX_SIZE = const(64)  # read buffer; the decoder keeps partial frames itself
+_REOPEN_MS = const(2000)
+_PARITY = (("none", None), ("even", 0), ("odd", 1))
+
+_wait_for_ms = getattr(asyncio, "wait_for_ms", None)
+
+
+async def _read(uart, mv, ms):
+    """readinto with a deadline: n > 0 bytes, 0 link closed, -1 timeout."""
+    if ms <= 0:
+        return -1
+    try:
+        if _wait_for_ms is not None:
+            return await _wait_for_ms(uart.readinto(mv), ms)
+        return await asyncio.wait_for(uart.readinto(mv), ms / 1000)
+    except asyncio.TimeoutError:
+        return -1
+
+
+class ModbusBus:
+    def __init__(self, cfg, hal, log):
+        self.hal = hal
+        self.log = log
+        self.cfg = cfg  # the first meter's: uart, baudrate, parity, rx/tx/de pins
+        self.tag = "modbus/uart%d" % cfg["uart"]
+        parity = None
+        for name, v in _PARITY:
+            if name == cfg.get("parity", "none"):
+                parity = v
+        self._parity = parity
+        # one character: start + 8 data + parity + stop bits, in microseconds
+        self.char_us = (11 if parity is not None else 10) * 1000000 // cfg["baudrate"]
+        self.gap_ms = max(2, (35 * self.char_us + 9999) // 10000)  # 3.5 characters
+        de = cfg.get("de_pin")
+        self._de = None if de is None else hal.pin(de, 1, value=0)
+        self._uart = None
+        self._opened = None  # ticks of the last open attempt
+        self._dec = rtu.RtuDecoder()
+        self._tx = bytearray(rtu.ADU_MAX)
+        self._rx = bytearray(_RX_SIZE)
+        self._lock = asyncio.Lock()
+        self.stats = {"requests": 0, "responses": 0, "timeouts": 0, "retries": 0,
+                      "bad_responses": 0, "late_bytes": 0, "link_errors": 0}
+
+    def decoder_stats(self):
+        return self._dec.stats
+
+    def close(self):
+        u, self._uart = self._uart, None
+        if u is not None:
+            u.close()
+
+    async def _open(self):
+        if self._uart is not None:
+            return self._uart
+        hal = self.hal
+        now = hal.ticks_ms()
+        if self._opened is not None and hal.ticks_diff(now, self._opened) < _REOPEN_MS:
+            raise OSError("UART %d: reopened too soon" % self.cfg["uart"])
+        self._opened = now
+        c = self.cfg
+        self._uart = await hal.uart(c["uart"], c["baudrate"], c.get("rx_pin"), False,
+                                    c.get("tx_pin"), 8, self._parity)
+        self.log.info(self.tag, "open at %d Bd", c["baudrate"])
+        return self._uart
+
+    async def request(self, address, function, register, arg, timeout_ms, retries):
+        """One transaction (FC 3/4: arg = count; 6: value; 16: register values) ->
+        the response (rtu.Response, maybe an exception response) or None."""
+        async with self._lock:
+            st = self.stats
+            for attempt in range(retries + 1):
+                if attempt:
+                    st["retries"] += 1
+                try:
+                    r = await self._transact(address, function, register, arg, timeout_ms)
+                except OSError as e:
+                    st["link_errors"] += 1
+                    self.log.warning(self.tag, "link error: %s", e)
+                    self.close()
+                    return None
+                if r is not None:
+                    st["responses"] += 1
+                    return r
+            return None
+
+    async def _transact(self, address, function, register, arg, timeout_ms):
+        hal = self.hal
+        uart = await self._open()
+        mv = memoryview(self._rx)
+        st = self.stats
+        tx = self._tx
+        if function == rtu.WRITE_SINGLE:
+            n = rtu.encode_write_single(tx, address, register, arg)
+            count, size = 0, 8
+        elif function == rtu.WRITE_MULTIPLE:
+            n = rtu.encode_write_multiple(tx, address, register, arg)
+            count, size = len(arg), 8
+        else:
+            n = rtu.encode_read(tx, address, function, register, arg)
+            count, size = arg, 5 + 2 * arg
+        # 1. silence: gap_ms without a byte, within the request's deadline
+        deadline = hal.ticks_add(hal.ticks_ms(), timeout_ms)
+        while True:
+            k = await _read(uart, mv, self.gap_ms)
+            if k < 0:
+                break
+            if k == 0:
+                raise OSError("link closed")
+            st["late_bytes"] += k
+            if hal.ticks_diff(deadline, hal.ticks_ms()) <= 0:
+                st["timeouts"] += 1
+                return None  # the line never went quiet
+        # 2. transmit, the driver enabled only meanwhile
+        dec = self._dec
+        dec.flush()
+        dec.expect(address, function, count)
+        de = self._de
+        if de is not None:
+            de.value(1)
+        try:
+            await uart.awrite(memoryview(tx)[:n])
+        finally:
+            if de is not None:
+                de.value(0)
+        st["requests"] += 1
+        # 3. the answer, until the deadline
+        wire_ms = (n + size) * self.char_us // 1000 + 1
+        deadline = hal.ticks_add(hal.ticks_ms(), timeout_ms + wire_ms)
+        crc0 = dec.crc_errors
+        while True:
+            ms = hal.ticks_diff(deadline, hal.ticks_ms())
+            bad = dec.crc_errors != crc0
+            if bad and ms > self.gap_ms:
+                ms = self.gap_ms  # a frame failed its CRC: only a silence more to wait
+            k = await _read(uart, mv, ms)
+            if k < 0:
+                st["bad_responses" if bad else "timeouts"] += 1
+                return None
+            if k == 0:
+                raise OSError("link closed")
+            pos = 0
+            while True:
+                used, m = dec.decode(mv, pos, k)
+                pos += used
+                if m is not None:
+                    st["late_bytes"] += k - pos  # after the answer: not for us
+                    return m
+                if pos >= k:
+                    break
