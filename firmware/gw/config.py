@@ -107,7 +107,7 @@ _WATCHDOG = (
 )
 _METER = (
     ("id", "id", 16, True),
-    ("type", "enum", ("tic",), False),
+    ("type", "enum", ("tic", "modbus"), False),
     ("mode", "enum", ("auto", "historic", "standard"), False),
     ("uart", "int", (0, 9), False),
     ("rx_pin", "pin", None, False),
@@ -436,7 +436,10 @@ def _list(v, arg, path, errs):
     seen = []
     for i in range(len(v)):
         p = "%s[%d]" % (path, i)
-        item = _object(v[i], schema, dflt, p, errs)
+        s, d = schema, dflt
+        if schema is _METER and isinstance(v[i], dict) and v[i].get("type") == "modbus":
+            s, d = _devices("config_modbus").METER  # Modbus RTU meters (gw/config_modbus.py)
+        item = _object(v[i], s, d, p, errs)
         ident = item.get("id")
         if ident is not None:
             if ident in seen:
@@ -481,6 +484,8 @@ def validate(cfg, secrets=None, board=None):
                     'is "wifi")')
     if out["relays"] or out["heaters"] or out["counters"] or out["sensors"]:
         _devices().check(out, board or {}, errs)
+    if "modbus" in [m["type"] for m in out["meters"]]:
+        _devices("config_modbus").check(out, board or {}, errs)
     if board:
         _check_board(out, board, errs)
     if secrets is not None:
@@ -488,18 +493,15 @@ def validate(cfg, secrets=None, board=None):
     return out, errs
 
 
-def _devices():
-    """gw.config_devices (device cross checks), also when the host tools load this file
-    by its path (then gw is not a package on sys.path)."""
+def _devices(name="config_devices"):
+    """gw.<name> (boot-only cross checks), also when host tools load this file by path."""
     try:
-        from gw import config_devices
-
-        return config_devices
+        return getattr(__import__("gw." + name), name)
     except ImportError:
         import importlib.util
 
-        path = __file__.rsplit("/", 1)[0] + "/config_devices.py"
-        spec = importlib.util.spec_from_file_location("_passerelle_gw_config_devices", path)
+        path = __file__.rsplit("/", 1)[0] + "/" + name + ".py"
+        spec = importlib.util.spec_from_file_location("_passerelle_gw_" + name, path)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         return mod
