@@ -31,6 +31,7 @@ ok = True
 try:
     ok = asyncio.run(gw.run())
 except KeyboardInterrupt:  # Ctrl-C from the REPL (mpremote, flashing): stop, keep the REPL
+    gw.shutdown()  # a clean shutdown: S0 counts to flash
     print("PASSERELLE STOPPED")
 except Exception as e:  # noqa: BLE001 - outside the supervised jobs: reset, never sit in the REPL
     print("PASSERELLE CRASH %r" % (e,))

@@ -13,7 +13,8 @@ Pure code (no I/O), identical on CPython and MicroPython.
   or ``CRC`` (bad CRC, e.g. a disconnected sensor reads all 0xFF, a noisy line),
   ``POWER_ON`` (85.00 degC: the register's reset value, read before any conversion
   finished, e.g. after a brown-out of a parasite-powered sensor), ``RANGE`` (outside
-  the sensor's -55..+125 degC).  Never raises on wire data.
+  the sensor's -55..+125 degC), ``MISSING`` (all bytes 0xFF: no sensor drove the
+  line, e.g. it is disconnected while others answer).  Never raises on wire data.
 * ``ds18b20_scratch(centi, crc_ok=True) -> bytes``: the scratchpad a DS18B20 returns
   at 12-bit resolution (for emulated buses and tests).
 """
@@ -25,7 +26,8 @@ OK = const(0)
 CRC = const(1)
 POWER_ON = const(2)
 RANGE = const(3)
-STATUS_NAMES = ("ok", "crc", "power_on", "range")
+MISSING = const(4)
+STATUS_NAMES = ("ok", "crc", "power_on", "range", "missing")
 
 _HEX = "0123456789abcdef"
 
@@ -69,8 +71,13 @@ def rom_hex(rom):
 
 
 def ds18b20_decode(scratch):
-    if scratch is None or len(scratch) != 9 or crc8(scratch):
+    if scratch is None or len(scratch) != 9:
         return CRC, 0
+    if crc8(scratch):
+        for b in scratch:
+            if b != 0xFF:
+                return CRC, 0
+        return MISSING, 0  # nobody answered: the line stayed high
     raw = scratch[0] | (scratch[1] << 8)
     if raw & 0x8000:
         raw -= 0x10000

@@ -83,12 +83,15 @@ class Gateway:
         self.errors = list(errors) + errs
         config = None
         _unload("gw.config")
+        _unload("gw.config_devices")
         _unload("gw.config_modbus")
         self.log = Log(self.cfg["log_level"])
         self.base = "%s/%s" % (self.cfg["mqtt"]["base"], self.cfg["device_id"])
         self._client_factory = client_factory
         self.client = self.sup = self.wdt = self.boot = None
         self.meters = []
+        self.devs = []  # relays + heaters (gw.actuators), S0 counters, DS18B20 sensors
+        self.act = None  # the gw.actuators.Actuators in devs, which takes <base>/+/set
         self._out = self._out_lock = None  # JSON buffer, shared by every publisher
         self._online_ms = None  # last time the broker was reachable
         self._boot_ms = hal.ticks_ms()
@@ -114,6 +117,7 @@ class Gateway:
         if self.errors:
             for e in self.errors:
                 self.log.error("config", e)
+            await self._safe_heaters()
             return False
         self.errors = None
         cfg = self.cfg
@@ -133,6 +137,11 @@ class Gateway:
         for m in self.meters:
             sup.spawn(m.cfg["type"] + "/" + m.id, m.run)
             sup.spawn("pub/" + m.id, self._publisher, m)
+        self._devices()
+        for d in self.devs:
+            sup.spawn(d.__class__.__name__.lower(), d.run)
+        if self.act is not None:
+            await self.client.subscribe(self.base + "/+/set", 1)
         if cfg["mqtt"]["discovery"]:
             await self.client.subscribe(cfg["mqtt"]["discovery_prefix"] + "/status")
         gc.collect()
@@ -207,6 +216,7 @@ class Gateway:
         """Stop everything this gateway started (tests; a board just resets)."""
         if self.sup is not None:
             self.sup.cancel()
+        self.shutdown()
         if self.client is not None:
             try:
                 await self.client.publish(self.base + "/status", "offline", retain=True)
@@ -237,7 +247,54 @@ class Gateway:
         self._rediscover()
         self.log.info("mqtt", "connected")
 
+    def _devices(self):
+        """Relays/heaters, S0 counters, DS18B20s: only the drivers the config uses are
+        imported (fil pilote zones go to hors-gel first, see gw/actuators.py)."""
+        cfg = self.cfg
+        if cfg["relays"] or cfg["heaters"]:
+            from gw.actuators import Actuators
+
+            self.act = Actuators(self)
+            self.devs.append(self.act)
+        if cfg["counters"]:
+            from gw.drivers.s0 import Counters
+
+            self.devs.append(Counters(self))
+        if cfg["sensors"]:
+            from gw.drivers.ds18b20 import Sensors
+
+            self.devs.append(Sensors(self))
+
+    async def _safe_heaters(self):
+        """Config unusable: every fil pilote zone whose two GPIOs are still valid in
+        the (partly defaulted) config is driven to hors-gel before the gateway stops."""
+        n = 0
+        for h in self.cfg.get("heaters") or ():
+            a, b = h.get("pin_pos"), h.get("pin_neg")
+            if isinstance(a, int) and isinstance(b, int) and a != b:
+                inv = 1 if h.get("invert") is True else 0
+                self.hal.pin(a, 1, value=inv)
+                self.hal.pin(b, 1, value=1 - inv)
+                n += 1
+        if n:
+            self.log.warning("config", "%d fil pilote zone(s) set to hors-gel", n)
+            await self.hal.flush_io(2000)
+
+    def shutdown(self):
+        """Clean shutdown (Ctrl-C, close()): persist what is kept only in RAM (S0 counts)."""
+        for d in self.devs:
+            save = getattr(d, "save", None)
+            if save is not None:
+                try:
+                    save()
+                except OSError as e:
+                    self.log.exception("gw", "not saved", e)
+
     def _on_message(self, topic, payload, retained):
+        act = self.act
+        if act is not None and topic.endswith("/set") and topic.startswith(self.base + "/"):
+            act.command(topic, topic[len(self.base) + 1:-4], payload, retained)
+            return
         if (topic == self.cfg["mqtt"]["discovery_prefix"] + "/status"
                 and bytes(payload) == b"online" and not retained):
             self.log.info("disc", "Home Assistant restarted: republishing discovery")
@@ -253,6 +310,8 @@ class Gateway:
                     pending.append(k)
             m.changed = True
             m.updated.set()
+        for d in self.devs:
+            d.rediscover()
 
     async def _announce(self, meter):
         """Publish the discovery config of the meter's keys not announced yet."""
@@ -310,6 +369,13 @@ class Gateway:
             json.dump(obj, out)
             return await self.client.publish(topic, memoryview(out.buf)[:out.n], retain=retain)
 
+    def _dev_stats(self):
+        out = {}
+        for d in self.devs:
+            s = d.stats
+            out[d.__class__.__name__.lower()] = s() if callable(s) else s
+        return out
+
     async def _publish_stats(self):
         if not self.client.connected:
             return
@@ -327,4 +393,5 @@ class Gateway:
             "restarts": self.sup.stats(),
             "mqtt": self.client.stats,
             "meters": meters,
+            "devices": self._dev_stats(),
         })

@@ -59,8 +59,7 @@ METER_DEFAULTS = (
     ("min_interval_s", 5),
 )
 
-# Relays, fil pilote zones (heaters), S0 pulse counters, DS18B20 sensors (gw/devices.py).
-# Their ids are at most 14 characters: an NVS key is one letter + the id (15 max on ESP32).
+# Relays, heaters, S0 counters, DS18B20s: ids <= 14 chars (NVS key = 1 letter + id).
 RELAY_DEFAULTS = (("name", ""), ("invert", False), ("restore", "off"), ("interlock", None))
 HEATER_DEFAULTS = (("name", ""), ("invert", False), ("restore", "hors-gel"))
 COUNTER_DEFAULTS = (("type", "s0"), ("name", ""), ("per_pulse", 1), ("unit", "L"),
@@ -150,7 +149,7 @@ _SENSOR = (
     ("name", "str", 64, False),
     ("pin", "gpio", None, True),
     ("rom", "rom", None, True),
-    ("period_s", "int", (5, 3600), False),
+    ("period_s", "int", (1, 3600), False),
 )
 _ROOT = (
     ("version", "int", (1, 1), False),

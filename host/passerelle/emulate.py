@@ -44,6 +44,7 @@ from .romfs import build_image
 from .romfs import command as romfs_command
 from .sim.linky import MODES, TARIFFS, LinkySim, line_rate
 from .tic_server import TicServer, capture_stream
+from .emu_io import IoServer, wants_io
 
 STOP_TIMEOUTS = (3.0, 2.0, 2.0)       # after SIGINT, after SIGTERM, after SIGKILL
 DEFAULT_HEAPSIZE = "96K"               # an ESP32 without PSRAM leaves about that to Python
@@ -116,7 +117,7 @@ class Emulation:
                  tic_sim="standard", phases=3, tariff="tempo", seed=0, noise=0.0, accel=1.0,
                  broker=None, speed=1.0, root=None, heapsize=None, micropython=None,
                  on_line=None, prefix="gw | ", echo=True, env=None, validate=True, max_lines=5000,
-                 max_restarts=20, romfs=None):
+                 max_restarts=20, romfs=None, io_demo=False):
         self.project_root = Path(project_root or _project_root())
         self.board = board
         if tic_sim not in MODES:
@@ -138,6 +139,8 @@ class Emulation:
         self.config = None
         self.proc = None
         self.servers = {}
+        self.io = None          # emu_io.IoServer when the config has relays/heaters/counters/sensors
+        self.io_demo = io_demo  # make run: pulses and temperatures keep coming
         self.lines = collections.deque(maxlen=max_lines)
         self.nlines = 0
         self.manifest = None
@@ -223,9 +226,16 @@ class Emulation:
                                seed=self.seed + i, noise=self.noise, accel=self.accel)
                 stream, rate = sim.stream(), sim.line_rate()
             self.servers[uart] = TicServer(stream, rate, self.speed, name=meter_id).start()
+        if wants_io(self.config) and self.io is None:
+            self.io = IoServer().start()
+            if self.io_demo:
+                self.io.demo(self.config)
 
     def emu_options(self):
-        return {"uart": {uart: srv.port for uart, srv in self.servers.items()}}
+        opts = {"uart": {uart: srv.port for uart, srv in self.servers.items()}}
+        if self.io is not None:
+            opts["io"] = self.io.port
+        return opts
 
     def _popen(self):
         env = dict(os.environ)
@@ -343,6 +353,8 @@ class Emulation:
                 self._reader.join(2.0)
         for srv in self.servers.values():
             srv.stop()
+        if self.io is not None:
+            self.io.stop()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
@@ -392,6 +404,7 @@ def add_parser(subparsers):
 
 
 def emulation_from_args(args, **kw):
+    kw.setdefault("io_demo", True)  # CLI (emulate, make run): S0 pulses and temperatures keep coming
     return Emulation(board=args.board, config=args.config, secrets=args.secrets, tic=args.tic,
                      tic_sim=args.tic_sim, phases=args.phases, tariff=args.tariff, seed=args.seed,
                      noise=args.noise, accel=args.accel, speed=args.speed, root=args.root,
