@@ -272,10 +272,16 @@ def board_files(build_dir, manifest, cfg, secrets, board, emu=None):
     files = {}
     for rel in sorted(manifest):
         files["/" + rel] = (Path(build_dir) / rel).read_bytes()
-    files["/config.json"] = (json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode()
+    # UTF-8, not \u escapes: MicroPython's json decodes a surrogate pair escape (any
+    # character beyond U+FFFF, e.g. an emoji in a name or a Wi-Fi password) as two
+    # invalid 3-byte sequences, so the device would read another string (tests/fuzz)
+    files["/config.json"] = (json.dumps(cfg, indent=2, sort_keys=True, ensure_ascii=False)
+                             + "\n").encode()
     if secrets is not None:
-        files["/secrets.json"] = (json.dumps(secrets, indent=2, sort_keys=True) + "\n").encode()
-    files["/board.json"] = (json.dumps(board, indent=2, sort_keys=True) + "\n").encode()
+        files["/secrets.json"] = (json.dumps(secrets, indent=2, sort_keys=True,
+                                             ensure_ascii=False) + "\n").encode()
+    files["/board.json"] = (json.dumps(board, indent=2, sort_keys=True, ensure_ascii=False)
+                            + "\n").encode()
     if emu is not None:
         files["/emu.json"] = (json.dumps(emu, sort_keys=True) + "\n").encode()
     return files
