@@ -1,0 +1,213 @@
+# passerelle/mpeval.py  The evaluations compared between CPython and MicroPython.
+#
+# Portable (MicroPython subset): imported by CPython (passerelle.mpworker computes the
+# reference in-process) and run as a script by the MicroPython unix port
+# (``micropython mpeval.py``, MICROPYPATH=firmware:<root>), one process per test
+# session.  Protocol: one request per line on stdin, a JSON array [op, args...]; one
+# JSON line per request on stdout: {"ok": result} or {"exc": "<class>: <message>"}.
+# Bytes travel hex-encoded.  Results hold only lists, dicts with str keys, str,
+# int, bool and None, so both sides compare equal after a JSON round trip.
+#
+# Ops:
+#   ["tic", mode, [chunk sizes], hex]                 -> TIC frames and counters
+#   ["mqtt", "client"|"server", max_packet, [cuts], hex] -> MQTT events and counters
+#   ["validate", cfg_json, secrets_json|null, board_json|null] -> [config, errors]
+#   ["read_json", path]                               -> gw.config.read_json(path)
+#   ["meter", mode, [[t_ms, hex], ...]]               -> TICMeter values and counters
+#   ["ping"]                                          -> "pong"
+
+import json
+import sys
+from binascii import hexlify, unhexlify
+
+
+def _hex(b):
+    return str(hexlify(bytes(b)), "ascii")
+
+
+def _items(d):
+    return sorted([[k, d[k]] for k in d])
+
+
+def _chunks(n, sizes):
+    """Chunk boundaries [(a, b)] of n bytes cut in the given sizes (cycled; [] = one)."""
+    out = []
+    i = k = 0
+    while i < n:
+        step = sizes[k % len(sizes)] if sizes else n
+        k += 1
+        if step < 1:
+            step = 1
+        out.append((i, min(n, i + step)))
+        i += step
+    return out
+
+
+def tic(mode, sizes, data):
+    from protocols.tic import TicDecoder
+    d = TicDecoder(mode)
+    frames = []
+    for a, b in _chunks(len(data), sizes):
+        buf = data[a:b]         # a fresh buffer per chunk: the decoder keeps nothing of it
+        p = 0
+        while p < len(buf):
+            used, f = d.decode(buf, p)
+            if used <= 0:
+                raise RuntimeError("decode() made no progress")
+            p += used
+            if f is not None:
+                g = []
+                for k in f.groups:
+                    v = f.groups[k]
+                    g.append([k, v[0], v[1]])
+                frames.append([f.mode, sorted(g), f.invalid])
+    return {"frames": frames, "stats": _items(d.stats), "in_frame": bool(d.in_frame)}
+
+
+def _packet(p):
+    out = {}
+    for k in ("type", "flags", "pid", "qos", "retain", "dup", "truncated", "session_present",
+              "code", "level", "clean", "keepalive", "topic", "client_id", "user"):
+        out[k] = getattr(p, k)
+    for k in ("payload", "codes", "password"):
+        v = getattr(p, k)
+        out[k] = None if v is None else _hex(v)
+    t = p.topics
+    if t is not None:
+        t = [list(x) if isinstance(x, tuple) else x for x in t]
+    out["topics"] = t
+    w = p.will
+    out["will"] = None if w is None else [w[0], _hex(w[1]), w[2], w[3]]
+    return out
+
+
+def mqtt(side, max_packet, cuts, data):
+    from protocols.errors import MalformedPacket
+    if side == "server":
+        from protocols.mqtt.server import MQTTServerDecoder as D
+    else:
+        from protocols.mqtt import MQTTDecoder as D
+    d = D(max_packet)
+    events = []
+    bounds = sorted([c for c in cuts if 0 < c < len(data)]) + [len(data)]
+    start = 0
+    peak = 0
+    for end in bounds:
+        i = start
+        while i < end:
+            try:
+                used, p = d.decode(data, i, end)
+            except MalformedPacket as e:
+                if e.used <= 0 or e.used > end - i:
+                    raise RuntimeError("MalformedPacket.used out of range")
+                i += e.used
+                events.append(["err", e.reason, i])
+                continue
+            if used <= 0:
+                raise RuntimeError("decode() made no progress")
+            i += used
+            if d.buffered > peak:
+                peak = d.buffered
+            if p is not None:
+                events.append(["pkt", _packet(p), i])
+        start = end
+    return {"events": events, "stats": _items(d.stats), "peak": peak}
+
+
+def validate(cfg_text, secrets_text, board_text):
+    from gw import config
+    cfg = json.loads(cfg_text)      # always a JSON text (null included)
+    secrets = None if secrets_text is None else json.loads(secrets_text)
+    board = None if board_text is None else json.loads(board_text)
+    out, errs = config.validate(cfg, secrets, board)
+    return [out, errs]
+
+
+def read_json(path):
+    from gw import config
+    obj, err = config.read_json(path)
+    return [obj, err]
+
+
+class _Hal:
+    def __init__(self):
+        self.now = 0
+
+    def ticks_ms(self):
+        return self.now
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+
+class _Log:
+    def _n(self, *a):
+        pass
+
+    debug = info = warning = error = exception = _n
+
+
+def meter(mode, frames):
+    """TICMeter.apply() on what the decoder returns for each chunk of the stream; each
+    chunk carries the line time (ms) at which it arrives."""
+    from gw.drivers.tic_meter import TICMeter
+    hal = _Hal()
+    m = TICMeter({"id": "linky", "mode": mode}, hal, _Log())
+    dec = m._decoder
+    published = []
+    for t, h in frames:
+        hal.now = t
+        data = unhexlify(h)
+        p = 0
+        while p < len(data):
+            used, f = dec.decode(data, p)
+            p += used
+            if f is not None:
+                m.apply(f, t)
+                published.append(_items(m.values))
+    return {"published": published, "stats": _items(m.stats), "decoder": _items(dec.stats)}
+
+
+def handle(req):
+    op = req[0]
+    if op == "tic":
+        return tic(req[1], req[2], unhexlify(req[3]))
+    if op == "mqtt":
+        return mqtt(req[1], req[2], req[3], unhexlify(req[4]))
+    if op == "validate":
+        return validate(req[1], req[2], req[3])
+    if op == "read_json":
+        return read_json(req[1])
+    if op == "meter":
+        return meter(req[1], req[2])
+    if op == "ping":
+        return "pong"
+    raise ValueError("unknown op")
+
+
+def answer(line):
+    """The response line (without newline) for one request line."""
+    try:
+        res = {"ok": handle(json.loads(line))}
+    except Exception as e:      # reported, compared, and the worker keeps serving
+        res = {"exc": "%s: %s" % (e.__class__.__name__, e)}
+    return json.dumps(res)
+
+
+def main():
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            break
+        line = line.strip()
+        if not line:
+            continue
+        sys.stdout.write(answer(line) + "\n")
+        try:
+            sys.stdout.flush()
+        except AttributeError:
+            pass
+
+
+if __name__ == "__main__":
+    main()

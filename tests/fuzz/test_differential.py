@@ -1,0 +1,137 @@
+"""CPython vs the MicroPython unix port on the same generated inputs: TIC decoding, the
+MQTT decoders, config validation and reading, and TICMeter (what reaches MQTT).  One
+MicroPython worker (passerelle.mpworker, fixture ``mpw``) serves the whole session;
+both sides run passerelle/mpeval.py and the results must be identical."""
+
+import json
+import re
+
+from hypothesis import example, given, strategies as st
+
+from protocols.tic import AUTO, HISTORIC, STANDARD
+
+from passerelle.strategies import config as sc
+from passerelle.strategies import mqtt as sm
+from passerelle.strategies.tic import FAULTS, LINE_FAULTS, frames, meter_streams, mutated, streams
+from tests.fuzz.fuzzutil import budget, fragments
+
+chunkings = st.lists(st.integers(1, 80), max_size=4)
+
+
+def same(mpw, op, *args):
+    mp, py = mpw.compare(op, *args)
+    assert "exc" not in py, py          # CPython itself must not fail on these inputs
+    assert mp == py
+    return py["ok"]
+
+
+# --- TIC -------------------------------------------------------------------------------
+
+
+@budget(120)
+@given(st.one_of(streams(), st.lists(frames(max_groups=12), min_size=1, max_size=3).flatmap(
+    lambda fs: mutated(b"".join(f[2] for f in fs), FAULTS, 0, 6)), st.binary(max_size=400)),
+    chunkings, st.sampled_from((AUTO, HISTORIC, STANDARD)))
+@example(b"\x02\nOPTARIF BA\xc3\xa9 ,\r\x03", [], AUTO)
+@example(b"\x02\nMSG1\tPAS DE \xff MESSAGE\t/\r\x03", [1], STANDARD)
+def test_tic_identical(mpw, data, sizes, mode):
+    same(mpw, "tic", mode, sizes, data.hex())
+
+
+def test_tic_real_fragments_identical(mpw):
+    for frag in fragments():
+        for data in (frag["bytes"], b"\n" + frag["bytes"] + b"\r",
+                     b"\x02\n" + frag["bytes"] + b"\r\x03"):
+            for sizes in ([], [1], [3]):
+                same(mpw, "tic", AUTO, sizes, data.hex())
+
+
+# --- MQTT ------------------------------------------------------------------------------
+
+mqtt_streams = st.lists(st.one_of(sm.packets().map(lambda p: bytes(p[0])),
+                                  sm.malformed().map(bytes), st.binary(max_size=20)),
+                        min_size=1, max_size=5).map(b"".join)
+
+
+@budget(150)
+@given(mqtt_streams, st.sampled_from(("client", "server")), st.integers(16, 300),
+       st.lists(st.integers(0, 600), max_size=8))
+@example(b"\x30\x07\x00\x03a\xc0\x80xx", "server", 64, [])           # overlong UTF-8
+@example(b"\x30\x08\x00\x04\xed\xa0\x80az", "client", 64, [3])        # surrogate
+@example(b"\x30\x07\x00\x03\xf4\x90\x80\x80", "client", 64, [])       # > U+10FFFF, cut
+def test_mqtt_identical(mpw, data, side, maxp, cuts):
+    same(mpw, "mqtt", side, maxp, cuts, data.hex())
+
+
+# --- config ------------------------------------------------------------------------------
+
+
+def _text(obj):
+    return None if obj is None else json.dumps(obj, ensure_ascii=False)
+
+
+@budget(120)
+@given(sc.any_configs, st.none() | sc.secrets(), sc.boards())
+@example({"device_id": "a", "name": "Maison \U0001F3E0", "mqtt": {"host": "h", "client_id": "\U00010000"},
+          "network": {"type": "wifi", "ssid": "Box\U0001F4F6"}}, {"wifi_password": "\U0001F511" * 3}, None)
+def test_config_validate_identical(mpw, cfg, sec, board):
+    same(mpw, "validate", json.dumps(cfg, ensure_ascii=False), _text(sec), _text(board))
+
+
+@budget(60)
+@given(sc.configs(), st.none() | sc.secrets(), sc.boards().filter(lambda b: b is not None))
+@example({"device_id": "a", "name": "Maison \U0001F3E0", "mqtt": {"host": "h"},
+          "network": {"type": "wifi", "ssid": "Box\U0001F4F6"}}, {"wifi_password": "\U0001F511"},
+         {"id": "emu"})
+def test_the_device_reads_the_config_flash_writes(mpw, scratch, cfg, sec, board):
+    """passerelle flash's config.json / secrets.json, read back by gw.config.read_json on
+    MicroPython: the very objects the host validated (found: \\u escapes of characters
+    beyond U+FFFF were read back as other strings)."""
+    from passerelle.flash import board_files
+    files = board_files(scratch, [], cfg, sec, board)
+    for name in ("/config.json", "/secrets.json"):
+        if name in files:
+            p = scratch / name[1:]
+            p.write_bytes(files[name])
+            got = same(mpw, "read_json", str(p))
+            assert got == [cfg if name == "/config.json" else sec, None]
+
+
+@budget(80)
+@given(sc.config_texts())
+@example(b'{"device_id": "\xff"}')
+@example(b"\xef\xbb\xbf{}")
+@example(b'{"a": 1} x')
+@example(b'{"a": 1,}')
+@example(b"[1, 2")
+def test_config_read_json_identical(mpw, scratch, text):
+    """Identical for every file CPython reads as JSON, with two known MicroPython json
+    differences allowed: it is lenient (trailing or missing commas, missing colons,
+    leading zeros are accepted: a file the host's check-config refuses may load on the
+    device, a harmless direction), and it decodes a surrogate pair escape
+    (\\ud83c\\udfe0, a character beyond U+FFFF written by an ASCII-only JSON writer) as two
+    invalid characters (passerelle flash writes UTF-8 for that reason)."""
+    p = scratch / "config.json"
+    p.write_bytes(text)
+    mp, py = mpw.compare("read_json", str(p))
+    assert "exc" not in py and "exc" not in mp, (mp, py)
+    if py["ok"][1] is not None and mp["ok"][1] is None:
+        return                                      # lenient MicroPython json
+    if re.search(rb"\\u[dD][89abAB]", text):
+        return                                      # surrogate pair escapes
+    assert mp == py
+
+
+# --- what reaches MQTT: TICMeter on both interpreters ----------------------------------
+
+
+@budget(40, fuzz=2000)
+@given(meter_streams(max_frames=8), st.data())
+def test_tic_meter_identical(mpw, ms, data):
+    chunks = []
+    for t, raw, _ in ms.frames:
+        bad = data.draw(mutated(raw, LINE_FAULTS, 0, 3))
+        cut = data.draw(st.integers(0, len(bad)))
+        chunks.append([int(t * 1000), bad[:cut].hex()])
+        chunks.append([int(t * 1000) + 1, bad[cut:].hex()])
+    same(mpw, "meter", "auto", chunks)
