@@ -37,6 +37,7 @@ bench: $(STAMP)
 
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests/protocols tests/mqtt -k "hypothesis or property or fuzz"
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests/fuzz
 
 lint: $(STAMP)
 	$(PY) tools/lint_portable.py
