@@ -243,6 +243,21 @@ class RtuDecoder:
         self._h = 0   # start of the candidate in the window
         self._n = 0   # end of the bytes in the window
 
+    def silence(self):
+        """The line went quiet (3.5 characters, or the caller's deadline): the frame in
+        progress is over: a response complete in the kept bytes is returned, else the
+        first byte of the unfinished candidate is dropped and the rest scanned again
+        -> a response, or None.  Call it until it returns None (then nothing is kept)."""
+        while self._n > self._h:
+            m = self._scan()  # a frame complete at the window start comes out first
+            if m is not None:
+                return m
+            if self._n > self._h:  # the candidate there will never complete
+                self._h += 1
+                self._c[_GARBAGE] += 1
+        self._h = self._n = 0
+        return None
+
     def expect(self, address=0, function=0, count=0):
         """Accept only the response to this request (0 = any value)."""
         self._ea = address

@@ -164,6 +164,11 @@ class ModbusBus:
                 ms = self.gap_ms  # a frame failed its CRC: only a silence more to wait
             k = await _read(uart, mv, ms)
             if k < 0:
+                # the line went quiet: the frame in progress is over; an answer that
+                # followed garbage may be complete among the kept bytes
+                m = dec.silence()  # (only the expected answer comes out)
+                if m is not None:
+                    return m
                 st["bad_responses" if bad else "timeouts"] += 1
                 return None
             if k == 0:
