@@ -234,6 +234,8 @@ class Actuators:
             text = str(payload, "utf-8")
         except UnicodeError:
             return self._reject(topic, "not_utf8", "payload is not UTF-8")
+        if len(text) != len(payload):  # non-ASCII: CPython's strip/upper/float take
+            return self._reject(topic, "unknown_value", "commands are ASCII")  # U+00A0...
         it = self.items[i]
         if it[_KIND] == 1:
             t = text.strip().lower()
