@@ -14,6 +14,7 @@
 #   ["validate", cfg_json, secrets_json|null, board_json|null] -> [config, errors]
 #   ["read_json", path]                               -> gw.config.read_json(path)
 #   ["meter", mode, [[t_ms, hex], ...]]               -> TICMeter values and counters
+#   ["commands", [[ident, hex, retained, t_ms], ...]]   -> gw.actuators states and errors
 #   ["ping"]                                          -> "pong"
 
 import json
@@ -168,6 +169,71 @@ def meter(mode, frames):
     return {"published": published, "stats": _items(m.stats), "decoder": _items(dec.stats)}
 
 
+class _Pin:
+    def __init__(self):
+        self.v = 0
+
+    def value(self, v=None):
+        if v is not None:
+            self.v = v
+        return self.v
+
+
+class _Nvs:
+    def __init__(self):
+        self.d = {}
+
+    def get(self, k, default=None):
+        return self.d.get(k, default)
+
+    def set(self, k, v):
+        self.d[k] = v
+
+    def commit(self):
+        pass
+
+
+class _ActHal(_Hal):
+    def nvs(self, ns):
+        return _Nvs()
+
+    def pin(self, n, mode, value=0):
+        p = _Pin()
+        p.value(value)
+        return p
+
+    def ticks_add(self, a, b):
+        return a + b
+
+
+class _Gw:
+    def __init__(self):
+        self.hal = _ActHal()
+        self.log = _Log()
+        self.cfg = {"heaters": [{"id": "salon", "pin_pos": 1, "pin_neg": 2, "invert": False,
+                                 "restore": "hors-gel"}],
+                    "relays": [{"id": "boiler", "pin": 3, "invert": False, "restore": "off",
+                                "interlock": "pump"},
+                               {"id": "pump", "pin": 4, "invert": True, "restore": "last",
+                                "interlock": "boiler"}]}
+
+
+def commands(cmds):
+    """gw.actuators.Actuators.command() on [[ident, payload hex, retained, t_ms], ...]:
+    after each, the relay/zone states, their pending pulse end and the errors."""
+    from gw.actuators import Actuators
+    gw = _Gw()
+    a = Actuators(gw)
+    out = []
+    for ident, h, retained, t in cmds:
+        gw.hal.now = t
+        a.command("b/d/" + ident + "/set", ident, unhexlify(h), retained)
+        a._deadlines()
+        out.append([[[it[0], it[5], it[6]] for it in a.items], [list(e) for e in a.errors]])
+        a.errors = []
+    return {"after": out, "stats": _items(a.stats)}
+
+
 def handle(req):
     op = req[0]
     if op == "tic":
@@ -180,6 +246,8 @@ def handle(req):
         return read_json(req[1])
     if op == "meter":
         return meter(req[1], req[2])
+    if op == "commands":
+        return commands(req[1])
     if op == "ping":
         return "pong"
     raise ValueError("unknown op")
