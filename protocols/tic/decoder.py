@@ -27,6 +27,7 @@ GROUP_MAX = const(128)         # bytes between the opener and the terminator
 FRAME_MAX_BYTES = const(3072)  # STX..ETX; the largest real standard frame is ~1.5 KB
 FRAME_MAX_GROUPS = const(160)  # segments in one frame
 CACHE_MAX = const(2048)        # bytes of raw groups kept for the reuse (one per label)
+CACHE_HISTORIC = const(768)    # the same for a decoder fixed to historic mode (3P: ~450 B)
 
 _AUTO = const(0)        # labels.AUTO, HISTORIC, STANDARD, F_NUM
 _HISTORIC = const(1)
@@ -116,7 +117,8 @@ class TicDecoder:
         self._gmv = memoryview(self._g)
         self._c = [0] * _NCOUNTERS
         self.frame = TicFrame()
-        self._rb = bytearray(0)             # raw groups, grown on demand up to CACHE_MAX
+        # raw groups, allocated once (see _compact)
+        self._rb = bytearray(CACHE_HISTORIC if mode == _HISTORIC else CACHE_MAX)
         self._rmv = memoryview(self._rb)
         self._top = 0                       # end of the used part of _rb
         self._ro = array('H', bytes(2 * _NL))
@@ -237,35 +239,35 @@ class TicDecoder:
         self._rb[o:o + n] = mv[a:a + n]
 
     def _compact(self, n):
-        """Make room for n more bytes: copy the live entries into a new buffer
-        (grown by 1/4, at most CACHE_MAX; if even that cannot hold them, the
-        cache is emptied).  Returns the offset for the n bytes, or -1."""
+        """Room for n more bytes: live entries moved down in place, by offset (if
+        they cannot fit with n, the cache is emptied) -> offset, or -1.  Never
+        reallocated: a late ~2 KB block is what a busy small heap cannot find."""
         rl = self._rl
         ro = self._ro
-        need = sum(rl) + n
-        if need > CACHE_MAX:
+        rb = self._rb
+        cap = len(rb)
+        if sum(rl) + n > cap:
             for i in range(_NL):
                 rl[i] = 0
-            need = n
-        size = len(self._rb)
-        if need > size:
-            size = need + (need >> 2) + 32
-            if size > CACHE_MAX:
-                size = CACHE_MAX
-        rb = bytearray(size)
-        old = self._rmv
         top = 0
-        for i in range(_NL):
-            k = rl[i]
-            if k:
+        while True:
+            j = -1
+            best = cap
+            for i in range(_NL):    # the unmoved live entry with the lowest offset
                 o = ro[i]
-                rb[top:top + k] = old[o:o + k]
-                ro[i] = top
-                top += k
-        self._rb = rb
-        self._rmv = memoryview(rb)
+                if rl[i] and top <= o < best:
+                    best = o
+                    j = i
+            if j < 0:
+                break
+            k = rl[j]
+            if best != top:
+                for x in range(k):  # forward byte copy: regions may overlap, rare path
+                    rb[top + x] = rb[best + x]
+                ro[j] = top
+            top += k
         self._top = top
-        if top + n > size:
+        if top + n > cap:
             return -1
         return top
 
