@@ -39,7 +39,7 @@ def test_valid_configs_have_no_errors_and_normalize_idempotently(cfg, board):
         _paths_ok(errs_b)
 
 
-@budget(150)
+@budget(150, fuzz=5000)
 @given(wrong_configs(), st.none() | secrets())
 def test_wrong_configs_report_each_problem_with_its_path(cfg, sec):
     before = copy.deepcopy((cfg, sec))

@@ -70,7 +70,7 @@ def _text(obj):
     return None if obj is None else json.dumps(obj, ensure_ascii=False)
 
 
-@budget(120)
+@budget(120, fuzz=5000)
 @given(sc.any_configs, st.none() | sc.secrets(), sc.boards())
 @example({"device_id": "a", "name": "Maison \U0001F3E0", "mqtt": {"host": "h", "client_id": "\U00010000"},
           "network": {"type": "wifi", "ssid": "Box\U0001F4F6"}}, {"wifi_password": "\U0001F511" * 3}, None)
@@ -78,7 +78,7 @@ def test_config_validate_identical(mpw, cfg, sec, board):
     same(mpw, "validate", json.dumps(cfg, ensure_ascii=False), _text(sec), _text(board))
 
 
-@budget(60)
+@budget(60, fuzz=3000)
 @given(sc.configs(), st.none() | sc.secrets(), sc.boards().filter(lambda b: b is not None))
 @example({"device_id": "a", "name": "Maison \U0001F3E0", "mqtt": {"host": "h"},
           "network": {"type": "wifi", "ssid": "Box\U0001F4F6"}}, {"wifi_password": "\U0001F511"},

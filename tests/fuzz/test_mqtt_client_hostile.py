@@ -15,6 +15,7 @@ import concurrent.futures
 import threading
 import time
 
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
@@ -322,4 +323,4 @@ class HostileBrokerMachine(RuleBasedStateMachine):
 
 HostileBrokerMachine.TestCase.settings = budget(15, fuzz=300, stateful_step_count=50 if FUZZ else 20,
                                                 deadline=None)
-test_mqtt_client_against_a_hostile_broker = HostileBrokerMachine.TestCase
+test_mqtt_client_against_a_hostile_broker = pytest.mark.slow(HostileBrokerMachine.TestCase)

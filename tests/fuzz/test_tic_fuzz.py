@@ -58,7 +58,7 @@ def bounded(d):
     assert len(d._rb) <= CACHE_MAX and d._top <= len(d._rb)
 
 
-@budget(150)
+@budget(150, fuzz=10000)
 @given(st.lists(frames(max_groups=10), min_size=1, max_size=4).flatmap(
     lambda fs: mutated(b"".join(f[2] for f in fs), LINE_FAULTS, 0, 5)),
     st.lists(st.integers(1, 64), min_size=1, max_size=6), st.sampled_from(MODES))
