@@ -76,8 +76,9 @@ def _pid(pid):
     return pid
 
 
-def _header(first, rem):
-    """Allocate the packet and write the fixed header; returns (buf, offset)."""
+def _header(first, rem, tail=0):
+    """Allocate the packet but its last ``tail`` bytes and write the fixed header;
+    returns (buf, offset)."""
     if rem > MAX_REMAINING:
         raise EncodeError("packet too large")
     n = 1
@@ -85,7 +86,7 @@ def _header(first, rem):
     while x > 127:
         n += 1
         x >>= 7
-    buf = bytearray(1 + n + rem)
+    buf = bytearray(1 + n + rem - tail)
     buf[0] = first
     i = 1
     while True:
@@ -153,22 +154,29 @@ def connect(client_id, keepalive=0, clean_session=True, will=None, user=None, pa
 
 def publish(topic, payload, qos=0, retain=False, dup=False, pid=0):
     """PUBLISH as one bytearray (byte 0 can later get the DUP bit: ``buf[0] |= 8``)."""
-    tb = topic_name(topic)
     pl = _binary(payload, "payload")
+    buf = publish_head(topic, len(pl), qos, retain, dup, pid, True)
+    buf[len(buf) - len(pl):] = pl
+    return buf
+
+
+def publish_head(topic, size, qos=0, retain=False, dup=False, pid=0, whole=False):
+    """The PUBLISH packet up to its ``size``-byte payload (fixed header, topic,
+    packet id), for a payload written right after it without being copied (a 1 KB
+    state then needs no 1 KB packet).  ``whole``: room for the payload included."""
+    tb = topic_name(topic)
     _qos(qos)
     if qos:
         _pid(pid)
     elif dup:
         raise UsageError("DUP set on a QoS 0 publish (MQTT-3.3.1-2)")
     first = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
-    rem = 2 + len(tb) + (2 if qos else 0) + len(pl)
-    buf, i = _header(first, rem)
+    rem = 2 + len(tb) + (2 if qos else 0) + size
+    buf, i = _header(first, rem, 0 if whole else size)
     i = _put_bytes(buf, i, tb)
     if qos:
         buf[i] = pid >> 8
         buf[i + 1] = pid & 0xFF
-        i += 2
-    buf[i:] = pl
     return buf
 
 

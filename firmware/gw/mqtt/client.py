@@ -126,13 +126,16 @@ class MQTTClient:
         when the queue is full it waits up to ack_timeout_ms for a PUBACK if online,
         then drops the OLDEST message (stats['dropped_qos1'])."""
         if qos == 0:
-            pkt = encode.publish(topic, payload, 0, retain)
+            if isinstance(payload, str):
+                payload = payload.encode()
+            # header and topic only: the payload is written after it, not copied
+            head = encode.publish_head(topic, len(payload), 0, retain)
             link = self._link
             if self._phase == _DOWN or link is None or link.dead:
                 self.stats["dropped_qos0"] += 1
                 return False
             try:
-                await link.send(pkt, self.write_timeout_ms)
+                await link.send(head, self.write_timeout_ms, payload)
             except OSError:
                 self.stats["dropped_qos0"] += 1
                 return False

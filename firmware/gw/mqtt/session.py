@@ -170,10 +170,11 @@ class Link:
         self.session_present = p.session_present
         return p.session_present
 
-    async def send(self, data, timeout_ms):
-        """Write one whole packet.  Waits (with the deadline) only if the stream
-        could not take it at once.  Raises OSError and marks the link dead on any
-        failure, the deadline included."""
+    async def send(self, data, timeout_ms, tail=None):
+        """Write one whole packet (``data``, then ``tail`` if given: a payload sent
+        without being copied into the packet).  Waits (with the deadline) only if
+        the stream could not take it at once.  Raises OSError and marks the link
+        dead on any failure, the deadline included."""
         if self.dead:
             raise OSError(errno.ENOTCONN)
         async with self._lock:
@@ -182,6 +183,8 @@ class Link:
             w = self._w
             try:
                 w.write(data)
+                if tail is not None:
+                    w.write(tail)
                 if _buffered(w):
                     await asyncio.wait_for(w.drain(), timeout_ms / 1000)
                 else:
