@@ -15,6 +15,7 @@
 #   ["read_json", path]                               -> gw.config.read_json(path)
 #   ["meter", mode, [[t_ms, hex], ...]]               -> TICMeter values and counters
 #   ["commands", [[ident, hex, retained, t_ms], ...]]   -> gw.actuators states and errors
+#   ["encode", "publish"|"subscribe"|"unsubscribe"|"connect", [args]] -> packet or error
 #   ["ping"]                                          -> "pong"
 
 import json
@@ -234,6 +235,28 @@ def commands(cmds):
     return {"after": out, "stats": _items(a.stats)}
 
 
+def encode(kind, args):
+    """protocols.mqtt.encode.<kind>(*args) -> ["ok", hex] or ["err", class name] for the
+    documented errors (messages quote values with repr(), which differs between ports).
+    Bytes arguments travel as {"hex": ...}; (filter, qos) pairs as lists."""
+    from protocols.errors import ProtocolError
+    from protocols.mqtt import encode as E
+    a = []
+    for x in args:
+        if isinstance(x, dict) and "hex" in x:
+            x = unhexlify(x["hex"])
+        a.append(x)
+    if kind == "subscribe":
+        a[1] = [tuple(t) for t in a[1]]
+    if kind == "connect" and a[3] is not None:
+        w = a[3]
+        a[3] = (w[0], unhexlify(w[1]), w[2], w[3])
+    try:
+        return ["ok", _hex(getattr(E, kind)(*a))]
+    except ProtocolError as e:
+        return ["err", e.__class__.__name__]
+
+
 def handle(req):
     op = req[0]
     if op == "tic":
@@ -246,6 +269,8 @@ def handle(req):
         return read_json(req[1])
     if op == "meter":
         return meter(req[1], req[2])
+    if op == "encode":
+        return encode(req[1], req[2])
     if op == "commands":
         return commands(req[1])
     if op == "ping":
