@@ -125,6 +125,8 @@ class Watcher:
     def __init__(self, host, port):
         import paho.mqtt.client as mqtt
         self.states, self.stats, self.msgs = [], [], 0
+        self.echo = None                # (monotonic arrival, payload) of the last r1 state
+        self.echo_ev = threading.Event()
         self._ready = threading.Event()
         c = self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                       client_id="bench-watch-%d" % id(self))
@@ -139,6 +141,10 @@ class Watcher:
     def _on_message(self, cl, ud, msg):
         now = time.monotonic()
         self.msgs += 1
+        if msg.topic == BASE + "/r1/state":
+            self.echo = (now, bytes(msg.payload))
+            self.echo_ev.set()
+            return
         if msg.retain:
             return
         if msg.topic.endswith("/linky/state"):
@@ -148,6 +154,20 @@ class Watcher:
                 self.stats.append((now, json.loads(msg.payload)))
             except ValueError:
                 pass
+
+    def command(self, value, timeout=2.0):
+        """Publish ``value`` to <base>/r1/set (QoS 1); ms until the r1 state echoes it."""
+        self.echo_ev.clear()
+        t0 = time.monotonic()
+        self.client.publish(BASE + "/r1/set", value, qos=1)
+        end = t0 + timeout
+        while time.monotonic() < end:
+            if self.echo_ev.wait(max(0.0, end - time.monotonic())):
+                self.echo_ev.clear()
+                e = self.echo
+                if e and e[1] == value.encode():
+                    return (e[0] - t0) * 1000.0
+        return None
 
     def frames(self):
         """(frames decoded, free_heap) of the last stats message, or (0, None)."""
@@ -272,13 +292,26 @@ def _pct(xs, p):
     return xs[min(len(xs) - 1, len(xs) * p // 100)] if xs else None
 
 
-def e2e(broker, samples=60, speed=4.0, heapsize="144K", log=print):
-    """Frame ETX -> state on the subscriber, p50/p99 in ms, over ``samples`` states."""
-    holder = {}
+def e2e(broker, samples=60, speed=4.0, heapsize="144K", commands=None, log=print):
+    """Frame ETX -> state on the subscriber, p50/p99 in ms, over ``samples`` states; then,
+    when the firmware drives relays, ``commands`` (default ``samples``) relay commands
+    ON/OFF on <base>/r1/set -> the r1 state echo on the subscriber (the echo is published
+    after the pin is written; the pin itself is not observed from the host here)."""
+    holder = {"cmd": []}
+    relays = firmware_features()["relays_driven"] and "relays" in scenario_config()[0]
+    commands = samples if commands is None else commands
 
     def until(w, e):
         holder["srv"] = next(iter(e.servers.values()), None)
-        return len(w.states) >= samples + 3
+        if len(w.states) < samples + 3:
+            return False
+        if relays and not holder["cmd"]:
+            w.command("OFF")                          # known start state; retained echo seen
+            for i in range(commands + 5):
+                ms = w.command("ON" if i % 2 == 0 else "OFF")
+                if i >= 5:                            # the first few warm up
+                    holder["cmd"].append(ms)
+        return True
 
     timeout = (samples + 10) * FRAME_S / speed * 2 + 20
     ok, reason, w, emu = _run(broker, heapsize, speed, until, timeout, root=_build_root())
@@ -294,6 +327,12 @@ def e2e(broker, samples=60, speed=4.0, heapsize="144K", log=print):
             lat.append((arrived - sent) * 1000.0)
     out = {"ok": ok, "reason": reason, "samples": len(lat), "speed": speed,
            "frame_to_state_p50_ms": round(_pct(lat, 50), 3) if lat else None,
-           "frame_to_state_p99_ms": round(_pct(lat, 99), 3) if lat else None}
+           "frame_to_state_p99_ms": round(_pct(lat, 99), 3) if lat else None,
+           "relays": relays}
+    cmd = [x for x in holder["cmd"] if x is not None]
+    out["command_samples"] = len(holder["cmd"])
+    out["command_missed"] = len(holder["cmd"]) - len(cmd)
+    out["command_to_echo_p50_ms"] = round(_pct(cmd, 50), 3) if cmd else None
+    out["command_to_echo_p99_ms"] = round(_pct(cmd, 99), 3) if cmd else None
     log("  e2e: %s" % out)
     return out
