@@ -19,6 +19,8 @@ changes the indexes and hence the state.
 
 import json
 import re
+import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -40,17 +42,133 @@ def firmware_features(root=None):
     gw = Path(root or project_root()) / "firmware" / "gw"
     app = (gw / "app.py").read_text()
     return {"relays_driven": "relays" in app and "/set" in app,
-            "modbus_meters": (gw / "drivers" / "modbus_meter.py").is_file() or "modbus" in app}
+            "modbus_meters": (gw / "drivers" / "modbus_bus.py").is_file() or "modbus" in app}
 
 
-def scenario_config(stats_period_s=5, relays=True):
-    """The gateway scenario's config (what the schema of this checkout accepts)."""
+# Two Modbus meters on one RS-485 link (emulated UART 2): (id, model, address, readings)
+MODBUS_METERS = (
+    ("pac", "sdm630", 1, {"voltage_l1": 230.1, "voltage_l2": 231.2, "voltage_l3": 229.8,
+                          "current_l1": 4.25, "current_l2": 1.5, "current_l3": 0.75,
+                          "power_l1": 950.5, "power_l2": 330.0, "power_l3": 160.2,
+                          "power": 1440.7, "apparent_power": 1500.0, "reactive_power": -120.5,
+                          "power_factor": 0.96, "frequency": 50.02, "energy_import": 12345678,
+                          "energy_export": 4321, "current_n": 0.125, "energy_total": 12349999}),
+    ("pv", "sdm120", 2, {"voltage": 232.4, "current": 6.5, "power": -1480.0,
+                         "apparent_power": 1510.0, "reactive_power": 30.0, "power_factor": -0.98,
+                         "frequency": 49.98, "energy_import": 12, "energy_export": 2345678,
+                         "energy_total": 2345690}),
+)
+
+
+def modbus_registers(model, readings, size=0x160):
+    """Input registers of a ``model`` meter showing ``readings`` (published units)."""
+    from protocols.modbus import maps
+    from protocols.modbus.values import F32, S16, S32_SW
+    regs = [0] * size
+    for key, reg, t, scale, _dec, _kind in maps.entries(maps.model(model)):
+        if key not in readings:
+            continue
+        raw = readings[key] / scale
+        if t == F32:
+            regs[reg:reg + 2] = list(struct.unpack(">HH", struct.pack(">f", raw)))
+        elif t == S16:
+            regs[reg] = int(round(raw)) & 0xFFFF
+        elif t == S32_SW:
+            v = int(round(raw)) & 0xFFFFFFFF
+            regs[reg:reg + 2] = [v & 0xFFFF, v >> 16]
+    return regs
+
+
+class ModbusSlaves:
+    """The meters' end of an emulated RS-485 link: a loopback TCP server (hal.unix's UART
+    connects to it) answering Modbus RTU read requests (functions 3 and 4) for the slave
+    addresses it has; CRC from protocols.modbus.rtu.  One client at a time."""
+
+    def __init__(self, meters):
+        self.regs = {a: modbus_registers(m, r) for _, m, a, r in meters}
+        self.stats = {"requests": 0, "answers": 0}
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(2)
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._serve, name="modbus-slaves", daemon=True)
+
+    def start(self):
+        self._t.start()
+        return self
+
+    def stop(self, timeout=5.0):
+        self._stop.set()
+        self._t.join(timeout)
+        self._sock.close()
+
+    def _answer(self, req):
+        from protocols.modbus.rtu import crc16
+        addr, fn, reg, cnt = req[0], req[1], (req[2] << 8) | req[3], (req[4] << 8) | req[5]
+        regs = self.regs.get(addr)
+        if regs is None or fn not in (3, 4) or reg + cnt > len(regs):
+            return None
+        out = bytearray([addr, fn, 2 * cnt])
+        for v in regs[reg:reg + cnt]:
+            out += bytes([v >> 8, v & 0xFF])
+        c = crc16(out)
+        out += bytes([c & 0xFF, c >> 8])
+        return bytes(out)
+
+    def _serve(self):
+        from protocols.modbus.rtu import crc16
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            conn.settimeout(0.2)
+            buf = b""
+            with conn:
+                while not self._stop.is_set():
+                    try:
+                        data = conn.recv(256)
+                    except socket.timeout:
+                        buf = b""           # a silence ends a frame
+                        continue
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    buf += data
+                    while len(buf) >= 8:
+                        if crc16(buf, 0, 8) != 0:
+                            buf = buf[1:]   # resync
+                            continue
+                        req, buf = buf[:8], buf[8:]
+                        self.stats["requests"] += 1
+                        ans = self._answer(req)
+                        if ans:
+                            conn.sendall(ans)
+                            self.stats["answers"] += 1
+
+
+def scenario_config(stats_period_s=5, relays=True, modbus=True):
+    """The gateway scenario's config (what the schema of this checkout accepts) and the
+    notes saying what it lacks."""
     from passerelle.emulate import validate_config
     cfg = {"device_id": DEVICE, "name": "Bench", "mqtt": {"host": "127.0.0.1", "port": 1883},
            "network": {"type": "none"}, "stats_period_s": stats_period_s,
            "meters": [{"id": "linky", "type": "tic", "mode": "standard", "uart": 1,
                        "period_s": 5, "min_interval_s": 0}]}
     notes = []
+    if modbus:
+        mb = dict(cfg, meters=cfg["meters"] + [
+            {"id": mid, "type": "modbus", "model": model, "uart": 2, "address": addr,
+             "baudrate": 9600, "de_pin": 4, "period_s": 1, "timeout_ms": 250}
+            for mid, model, addr, _ in MODBUS_METERS])
+        if not validate_config(project_root(), mb, {}):
+            cfg = mb
+        else:
+            notes.append("no Modbus meters: the config schema does not accept them yet")
     if relays:
         with_relays = dict(cfg, relays=[{"id": "r%d" % i, "pin": p}
                                         for i, p in enumerate((12, 13, 14, 15), 1)])
@@ -61,8 +179,11 @@ def scenario_config(stats_period_s=5, relays=True):
                              "does not drive relays yet")
         else:
             notes.append("no relays: the config schema does not accept them yet")
-    if not firmware_features()["modbus_meters"]:
-        notes.append("no Modbus meters: the firmware has none yet (TIC scenario)")
+    if relays and "relays" in cfg:
+        notes.append("4 relays")
+    if any(m["type"] == "modbus" for m in cfg["meters"]):
+        notes.append("2 Modbus meters (SDM630 + SDM120 polled every second on one emulated "
+                     "RS-485 link)")
     return cfg, notes
 
 
@@ -112,7 +233,13 @@ class BenchEmulation(Emulation):
     """Emulation whose TIC servers are :class:`TimedTicServer`."""
 
     def _start_servers(self):
+        mb = [m for m in (self.config or {}).get("meters", []) if m.get("type") == "modbus"]
         for i, (meter_id, uart) in enumerate(self.meter_uarts()):
+            if uart in self.servers:
+                continue
+            if any(str(m.get("uart")) == uart for m in mb):
+                self.servers[uart] = ModbusSlaves(MODBUS_METERS).start()
+                continue
             sim = LinkySim(mode=self.tic_sim, phases=self.phases, tariff=self.tariff,
                            seed=self.seed + i, noise=self.noise, accel=self.accel)
             self.servers[uart] = TimedTicServer(sim.stream(), sim.line_rate(), self.speed,
@@ -125,6 +252,7 @@ class Watcher:
     def __init__(self, host, port):
         import paho.mqtt.client as mqtt
         self.states, self.stats, self.msgs = [], [], 0
+        self.topics = {}                # topic -> messages
         self.echo = None                # (monotonic arrival, payload) of the last r1 state
         self.echo_ev = threading.Event()
         self._ready = threading.Event()
@@ -141,6 +269,7 @@ class Watcher:
     def _on_message(self, cl, ud, msg):
         now = time.monotonic()
         self.msgs += 1
+        self.topics[msg.topic] = self.topics.get(msg.topic, 0) + 1
         if msg.topic == BASE + "/r1/state":
             self.echo = (now, bytes(msg.payload))
             self.echo_ev.set()
@@ -168,6 +297,10 @@ class Watcher:
                 if e and e[1] == value.encode():
                     return (e[0] - t0) * 1000.0
         return None
+
+    def all_meters(self, cfg):
+        """Every configured meter has published a state."""
+        return all(self.topics.get("%s/%s/state" % (BASE, m["id"])) for m in cfg["meters"])
 
     def frames(self):
         """(frames decoded, free_heap) of the last stats message, or (0, None)."""
@@ -231,8 +364,9 @@ def min_heapsize(broker, lo_k=48, hi_k=256, step_k=4, meter_s=600.0, speed=50.0,
     root = _build_root()
 
     def passes(k):
+        cfg = scenario_config()[0]
         ok, reason, w, _ = _run(broker, "%dK" % k, speed,
-                                lambda w, e: w.frames()[0] >= need and w.states,
+                                lambda w, e: w.frames()[0] >= need and w.all_meters(cfg),
                                 timeout=wall * 3 + 20, root=root)
         tried[k] = reason
         log("  heap %dK: %s" % (k, "pass" if ok else "FAIL (%s)" % reason))
@@ -302,7 +436,7 @@ def e2e(broker, samples=60, speed=4.0, heapsize="144K", commands=None, log=print
     commands = samples if commands is None else commands
 
     def until(w, e):
-        holder["srv"] = next(iter(e.servers.values()), None)
+        holder["srv"] = e.servers.get("1")
         if len(w.states) < samples + 3:
             return False
         if relays and not holder["cmd"]:
@@ -326,6 +460,7 @@ def e2e(broker, samples=60, speed=4.0, heapsize="144K", commands=None, log=print
         if sent is not None and arrived >= sent:
             lat.append((arrived - sent) * 1000.0)
     out = {"ok": ok, "reason": reason, "samples": len(lat), "speed": speed,
+           "topics": {k[len(BASE) + 1:]: v for k, v in sorted(w.topics.items())},
            "frame_to_state_p50_ms": round(_pct(lat, 50), 3) if lat else None,
            "frame_to_state_p99_ms": round(_pct(lat, 99), 3) if lat else None,
            "relays": relays}
