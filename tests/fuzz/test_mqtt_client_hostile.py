@@ -12,6 +12,7 @@ reached the broker at least once, first arrivals in publish order."""
 
 import asyncio
 import concurrent.futures
+import socket
 import threading
 import time
 
@@ -72,6 +73,7 @@ class HostileBroker:
         self.dup_acks = False       # every PUBACK sent twice
         self.unknown_acks = False   # a PUBACK for a pid never used before each real one
         self.slow_ms = 0            # pause before each read of at most 64 bytes
+        self.stall_until = 0.0      # loop time until which nothing is read at all
         self.received = []          # (payload, dup) of every QoS1 PUBLISH, arrival order
         self.writers = []
         self.conns = 0
@@ -82,6 +84,7 @@ class HostileBroker:
         self.refuse, self.silent_connects = [], 0
         self.withhold = self.dup_acks = self.unknown_acks = False
         self.slow_ms = 0
+        self.stall_until = 0.0
 
     async def start(self):
         self.srv = await asyncio.start_server(self._conn, "127.0.0.1", 0)
@@ -97,8 +100,14 @@ class HostileBroker:
         self.conns += 1
         self.writers.append(w)
         d = server.MQTTServerDecoder(4096)
+        sock = w.get_extra_info("socket")
+        if sock is not None:        # a small window: a stalled broker blocks writers sooner
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                while loop.time() < self.stall_until:
+                    await asyncio.sleep(0.02)
                 if self.slow_ms:
                     await asyncio.sleep(self.slow_ms / 1000)
                 data = await r.read(64 if self.slow_ms else 4096)
@@ -181,11 +190,11 @@ class HostileBrokerMachine(RuleBasedStateMachine):
 
     # --- the application ------------------------------------------------------------
 
-    @rule(k=st.integers(1, 3))
-    def publish_qos1(self, k):
+    @rule(k=st.integers(1, 3), size=st.sampled_from((0, 0, 0, 200, 1500)))
+    def publish_qos1(self, k, size=0):
         for _ in range(k):
             self.n += 1
-            payload = b"m%d" % self.n
+            payload = b"m%d:" % self.n + b"x" * size
             ok = self.lt.run(self.client.publish("fuzz/q", payload, qos=1), what="publish")
             assert ok is True
             self.accepted.append(payload)
@@ -234,6 +243,14 @@ class HostileBrokerMachine(RuleBasedStateMachine):
     def slow_reads(self, ms):
         self.broker.slow_ms = ms
 
+    @rule(ms=st.integers(100, 1800), k=st.integers(0, 12))
+    def stall_while_publishing(self, ms, k):
+        """The broker reads nothing for a while (keepalive 1 s: the client gives the link
+        up after 1.5 s) while the application keeps publishing 1.5 KB messages."""
+        self.broker.stall_until = self.lt.loop.time() + ms / 1000
+        self.publish_qos1(k, 1500)
+        time.sleep(ms / 1000)
+
     @rule(m=malformed().filter(to_client))
     def send_malformed(self, m):
         self.lt.run(self.broker.send(bytes(m)), what="send malformed")
@@ -253,7 +270,7 @@ class HostileBrokerMachine(RuleBasedStateMachine):
     # --- both at once: a hostile spell while the application publishes ---------------------
 
     @rule(hostility=st.sampled_from(("drop", "refuse", "ignore", "withhold", "dup", "unknown",
-                                     "slow", "malformed")),
+                                     "slow", "malformed", "stall")),
           k=st.integers(1, 4), ms=st.integers(50, 700), m=malformed().filter(to_client))
     def hostile_spell(self, hostility, k, ms, m):
         b = self.broker
@@ -262,6 +279,8 @@ class HostileBrokerMachine(RuleBasedStateMachine):
                 hostility], True)
         elif hostility == "slow":
             b.slow_ms = 100
+        elif hostility == "stall":
+            b.stall_until = self.lt.loop.time() + ms / 500
         elif hostility == "refuse":
             b.refuse = [5]
         elif hostility == "ignore":
