@@ -152,9 +152,9 @@ def _frame_with(frag, mode):
     return encode_frame(a, mode)[:-1] + b"\n" + frag + b"\r" + encode_frame(b, mode)[1:]
 
 
-@budget(60)
-@given(st.integers(0, 10 ** 6), st.lists(st.integers(1, 40), min_size=1, max_size=4))
-def test_real_fragments_never_published(seed, sizes):
+@budget(60, fuzz=2000)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=4))
+def test_real_fragments_never_published(sizes):
     """Each real corrupted fragment inside a valid frame, any chunking: the frame's
     valid groups come out, the fragment's corrupted groups never do (the LF-merged
     fragments hold two intact groups, which are recovered)."""
