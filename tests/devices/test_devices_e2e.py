@@ -290,3 +290,36 @@ def test_config_error_drives_heaters_to_hors_gel(micropython, io, tmp_path):
     assert io.hellos and {32: 1, 33: 0, 18: 0, 19: 1}.items() <= io.out.items(), (io.out, fw.output)
     assert 25 not in io.out and 26 not in io.out  # nothing else is driven
     assert "2 fil pilote zone(s) set to hors-gel" in fw.output
+
+
+def test_emulate_starts_the_io_server_for_devices(mosquitto, project_root):
+    """passerelle emulate / run with boards/emu/config-devices.json: the I/O server is
+    started and its demo thread makes the S0 counter and the DS18B20 move."""
+    from passerelle.emulate import Emulation
+
+    cfg = json.loads((project_root / "boards/emu/config-devices.json").read_text())
+    cfg["stats_period_s"] = 5
+    rec = Recorder(mosquitto.host, mosquitto.port)
+    lines = []
+    emu = Emulation(project_root=project_root, config=cfg, broker=mosquitto.url, echo=False,
+                    on_line=lines.append, heapsize="144K", io_demo=True)
+    try:
+        with emu:
+            assert emu.io is not None and emu.emu_options()["io"] == emu.io.port
+            b = "passerelle/emu1/"
+            ok = rec.wait(lambda: (rec.json(b + "eau/state") or {}).get("pulses", 0) >= 1
+                          and rec.json(b + "t_salon/state")
+                          and rec.get(b + "chauffe_eau/state") == b"OFF"
+                          and rec.get(b + "salon/state") == b"hors-gel"
+                          and rec.json(b + "linky/state"), 40)
+            assert ok, "\n".join(lines[-30:])
+            rec.publish(b + "chauffe_eau/set", b"ON")
+            assert emu.io.wait_level(25, 1, 10)
+            stats = rec.wait(lambda: rec.json(b + "stats"), 15)
+            assert stats and stats["free_heap"] > 0, "\n".join(lines[-30:])
+            print("free heap at 144K with the four device kinds:", stats["free_heap"])
+            assert not emu.crashed() and emu.restarts == 0
+        assert not any("Traceback" in line or "MemoryError" in line for line in lines), lines
+    finally:
+        emu.stop()
+        rec.stop()
