@@ -1,17 +1,14 @@
 """Streaming Linky TIC decoder (historic and standard modes).
 
-See protocols/tic/README.md for the states, the counters and what is rejected
-and why.  Summary of the tokenisation:
-
-- every control byte (< 0x20) other than HT ends the current *segment*;
-- LF, and any other control byte that is not CR/STX/ETX/EOT, opens a new one
-  (LF received as 0x0B/0x0E/0x0F then still starts the next group);
-- a segment is accepted as a group only if it was ended by CR (or LF: a
-  recorder that translated CR to LF) and passes, in this order: structure
-  (separator before the checksum), mode, checksum (rule chosen by that
-  separator), label whitelist, data/horodate format;
-- STX opens a frame, ETX closes it (the frame is returned), EOT aborts it.
-  A second STX before ETX drops the open frame (``frames_unterminated``).
+See protocols/tic/README.md for the states, counters, what is rejected and why.
+- every control byte (< 0x20) other than HT ends the current *segment*; LF, and
+  any other control byte that is not CR/STX/ETX/EOT, opens a new one (LF received
+  as 0x0B/0x0E/0x0F then still starts the next group);
+- a segment is a group only if ended by CR (or LF: a recorder that translated CR
+  to LF) and it passes, in order: structure (separator before the checksum),
+  mode, checksum (rule chosen by that separator), label whitelist, data format;
+- STX opens a frame, ETX closes it (the frame is returned), EOT aborts it; a
+  second STX before ETX drops the open frame (``frames_unterminated``).
 
 Groups are validated wherever they are, inside a frame or not, and counted in
 ``stats['groups']``; only groups inside an STX...ETX frame reach ``frame.groups``.
@@ -28,6 +25,8 @@ FRAME_MAX_BYTES = const(3072)  # STX..ETX; the largest real standard frame is ~1
 FRAME_MAX_GROUPS = const(160)  # segments in one frame
 CACHE_MAX = const(2048)        # bytes of raw groups kept for the reuse (one per label)
 CACHE_HISTORIC = const(768)    # the same for a decoder fixed to historic mode (3P: ~450 B)
+_ROOM_S = const(80)            # frame.groups sized for: standard 3P ~70 labels, historic ~25
+_ROOM_H = const(32)
 
 _AUTO = const(0)        # labels.AUTO, HISTORIC, STANDARD, F_NUM
 _HISTORIC = const(1)
@@ -64,8 +63,7 @@ _FOVERFLOW = const(12)
 _GARBAGE = const(13)
 _BYTES = const(14)
 _NCOUNTERS = const(15)
-# one str (a constant of the module): a tuple of 15 strings would hold 15 str
-# objects, 15 dict keys in the code 15 qstrs; stats is not on a hot path
+# one str: a tuple of 15 strings would hold 15 str objects (dict keys: 15 qstrs)
 STAT_NAMES = ('groups checksum_errors label_errors format_errors mode_errors truncated '
          'malformed overflows frames frames_interrupted frames_unterminated '
          'frames_empty frames_overflow garbage_bytes bytes')
@@ -89,25 +87,27 @@ def _scan(b, p, lim):
 class TicFrame:
     """One decoded frame; the decoder reuses it (valid until the next decode())."""
 
-    def __init__(self):
+    def __init__(self, room=0):
         self.mode = _AUTO
-        self.groups = {}    # label -> (value, horodate or None)
+        self.groups = g = {}    # label -> (value, horodate or None)
+        for i in range(room):   # sized now (clear() would free the table): growing
+            g[i] = None         # it later needs a block a busy small heap lacks
+        for i in range(room):
+            del g[i]
         self.invalid = 0    # segments rejected inside this frame
 
 
 class TicDecoder:
     """``used, frame = d.decode(buf, start)``; never raises on wire data.
 
-    Reuse cache (see README "Performance" and "Memory"), per label index ``i``
-    in ``labels.NAMES``: ``_rb[_ro[i]:_ro[i] + _rl[i]]`` are the raw bytes
-    (label..CR) of its last accepted occurrence in a frame, whose ``(value,
-    horodate)`` is ``frame.groups[label]`` (``_rl[i]`` = 0: nothing cached);
-    ``_nx[i]`` is the label that followed it (the prediction).  Invariant:
-    ``_rl[i] > 0`` implies ``frame.groups`` holds that label with the tuple of
-    those bytes, so a group identical to its cache is accepted without
-    touching the dict.  ``frame.groups`` is therefore not emptied at STX:
-    labels not seen in the frame (``_fs[i] != _tag``) are removed at ETX.
-    """
+    Reuse cache (README "Performance", "Memory"), per label index ``i`` in
+    ``labels.NAMES``: ``_rb[_ro[i]:_ro[i] + _rl[i]]`` are the raw bytes (label..CR)
+    of its last accepted occurrence in a frame, whose ``(value, horodate)`` is
+    ``frame.groups[label]`` (``_rl[i]`` = 0: nothing cached); ``_nx[i]`` is the
+    label that followed it (the prediction).  Invariant: ``_rl[i] > 0`` implies
+    ``frame.groups`` holds that label with the tuple of those bytes, so a group
+    identical to its cache is accepted without touching the dict; ``frame.groups``
+    is not emptied at STX: labels not seen (``_fs[i] != _tag``) go at ETX."""
 
     def __init__(self, mode=_AUTO):
         if mode != _AUTO and mode != _HISTORIC and mode != _STANDARD:
@@ -116,7 +116,7 @@ class TicDecoder:
         self._g = bytearray(GROUP_MAX + 2)
         self._gmv = memoryview(self._g)
         self._c = [0] * _NCOUNTERS
-        self.frame = TicFrame()
+        self.frame = TicFrame(_ROOM_H if mode == _HISTORIC else _ROOM_S)
         # raw groups, allocated once (see _compact)
         self._rb = bytearray(CACHE_HISTORIC if mode == _HISTORIC else CACHE_MAX)
         self._rmv = memoryview(self._rb)

@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # bytes (gc.mem_alloc deltas), 64-bit unix port; measured: 17.2 KB, 1.7 KB,
 # 10.0 KB (of which ~6 KB are the frame's own value strings and tuples), 3.7 KB
 IMPORT_MAX = 18 * 1024 + 512
-DECODER_NEW_MAX = 4 * 1024             # its 2 KB reuse cache is allocated up front (young heap)
+DECODER_NEW_MAX = 6 * 1024             # reuse cache (2 KB) and frame table (~1.5 KB) up front
 DECODER_STANDARD_MAX = 11 * 1024     # after 20 standard three-phase Tempo frames
-DECODER_HISTORIC_MAX = 6 * 1024        # after 20 historic mono Tempo frames (AUTO: 2 KB cache)
+DECODER_HISTORIC_MAX = 7 * 1024        # after 20 historic mono Tempo frames (AUTO: sized for standard)
 
 _SCRIPT = r'''
 import gc, sys, json
