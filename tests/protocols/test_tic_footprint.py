@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # 10.0 KB (of which ~6 KB are the frame's own value strings and tuples), 3.7 KB
 IMPORT_MAX = 18 * 1024 + 512
 DECODER_NEW_MAX = 6 * 1024             # reuse cache (2 KB) and frame table (~1.5 KB) up front
-DECODER_STANDARD_MAX = 11 * 1024     # after 20 standard three-phase Tempo frames
+DECODER_STANDARD_MAX = 12 * 1024     # after 20 standard three-phase Tempo frames
 DECODER_HISTORIC_MAX = 7 * 1024        # after 20 historic mono Tempo frames (AUTO: sized for standard)
 
 _SCRIPT = r'''
