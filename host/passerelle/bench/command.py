@@ -160,9 +160,10 @@ def run(quick=False, micropython=None, log=None, parts=None):
                 details["heap_growth"] = g
                 notes["heap.growth_bytes"] = (
                     "free heap (gateway stats: gc.collect(), gc.mem_free()) at frame %s minus at "
-                    "frame %s, -X heapsize=%s, TIC at x%s%s" % (
+                    "frame %s, -X heapsize=%s, TIC at x%s, min_interval_s %s%s%s" % (
                         g.get("frame_first"), g.get("frame_last"), g["heapsize"], g["speed"],
-                        "; quick: to frame 1,000 only" if quick else ""))
+                        g["min_interval_s"], "; quick: to frame 1,000 only" if quick else "",
+                        "" if g["ok"] else "; the run failed: %s" % g["reason"]))
 
             def e2e():
                 e = gateway.e2e(broker, samples=15 if quick else 100, speed=8 if quick else 4,

@@ -7,6 +7,8 @@
 * :func:`heap_growth` -- free heap from the gateway's own ``<base>/<id>/stats`` (it runs
   ``gc.collect()`` then ``gc.mem_free()``) at frame ~100 and at frame ~N under
   accelerated replay; growth = free@100 - free@N (> 0: the gateway keeps more memory);
+  the TIC state goes out at most once per second of gateway clock (``min_interval_s`` 1:
+  at x100 one state per frame would pile up in the QoS 1 outbox, a backlog, not a leak);
 * :func:`e2e` -- frame end to state on a subscriber: the time the TIC server's socket
   write carrying a frame's ETX returned, against the arrival, on a paho subscriber in
   this process (same clock), of the state whose DATE is that frame's; relay command ->
@@ -151,14 +153,14 @@ class ModbusSlaves:
                             self.stats["answers"] += 1
 
 
-def scenario_config(stats_period_s=5, relays=True, modbus=True):
+def scenario_config(stats_period_s=5, relays=True, modbus=True, min_interval_s=0):
     """The gateway scenario's config (what the schema of this checkout accepts) and the
     notes saying what it lacks."""
     from passerelle.emulate import validate_config
     cfg = {"device_id": DEVICE, "name": "Bench", "mqtt": {"host": "127.0.0.1", "port": 1883},
            "network": {"type": "none"}, "stats_period_s": stats_period_s,
            "meters": [{"id": "linky", "type": "tic", "mode": "standard", "uart": 1,
-                       "period_s": 5, "min_interval_s": 0}]}
+                       "period_s": 5, "min_interval_s": min_interval_s}]}
     notes = []
     if modbus:
         mb = dict(cfg, meters=cfg["meters"] + [
@@ -314,10 +316,11 @@ class Watcher:
         self.client.loop_stop()
 
 
-def _run(broker, heapsize, speed, until, timeout, stats_period_s=5, root=None, accel=60.0):
+def _run(broker, heapsize, speed, until, timeout, stats_period_s=5, root=None, accel=60.0,
+         min_interval_s=0):
     """One emulated gateway run; ``until(watcher, emu)`` true ends it.  Returns
     (ok, reason, watcher, emu)."""
-    cfg, _ = scenario_config(stats_period_s)
+    cfg, _ = scenario_config(stats_period_s, min_interval_s=min_interval_s)
     w = Watcher(broker.host, broker.port)
     emu = BenchEmulation(config=cfg, broker=broker.url, tic_sim="standard", phases=3,
                          tariff="tempo", accel=accel, speed=speed, heapsize=heapsize,
@@ -387,7 +390,7 @@ def min_heapsize(broker, lo_k=48, hi_k=256, step_k=4, meter_s=600.0, speed=50.0,
 
 
 def heap_growth(broker, first=100, last=10000, speed=100.0, heapsize="144K", slow=True,
-                log=print):
+                min_interval_s=1, log=print):
     """Free heap (gateway stats) at the first stats after frame ``first`` and after
     frame ``last``.  With ``slow``, the TIC is served slower (stats every 5 s land near
     frame ``first``) until the first sample, then at ``speed``.  Returns dict(growth_bytes,
@@ -407,8 +410,10 @@ def heap_growth(broker, first=100, last=10000, speed=100.0, heapsize="144K", slo
         return False
 
     timeout = last * FRAME_S / speed * 3 + first * FRAME_S / slow + 40
-    ok, reason, w, _ = _run(broker, heapsize, slow, until, timeout, root=_build_root())
-    out = {"heapsize": heapsize, "speed": speed, "ok": ok, "reason": reason}
+    ok, reason, w, _ = _run(broker, heapsize, slow, until, timeout, root=_build_root(),
+                            min_interval_s=min_interval_s)
+    out = {"heapsize": heapsize, "speed": speed, "ok": ok, "reason": reason,
+           "min_interval_s": min_interval_s}
     if "first" in samples:
         out["frame_first"], out["free_first"] = samples["first"]
     if "last" in samples:
