@@ -49,6 +49,10 @@ class UART:
     async def readinto(self, buf):
         return await self._s.readinto(buf)
 
+    def read_nb(self, buf):
+        """Non-blocking read: n bytes copied into buf, None when nothing is waiting."""
+        return self._u.readinto(buf)  # timeout=0
+
     async def awrite(self, buf):
         """Send buf; returns once the last stop bit left the UART (txdone), so that
         the caller can release the RS-485 driver (DE) right after."""

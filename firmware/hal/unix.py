@@ -84,6 +84,14 @@ class UART:
         buf[:len(data)] = data
         return len(data)
 
+    def read_nb(self, buf):
+        """Non-blocking read (Modbus polls the line): n bytes copied into buf, None when
+        nothing is waiting, 0 when the link closed.  MicroPython streams only."""
+        r = self._r
+        if r is None:
+            return 0
+        return r.s.readinto(buf)
+
     async def awrite(self, buf):
         """Send buf (bytes, bytearray or memoryview): returns once it is handed to the
         link (on a board: once the last bit left the UART, so the RS-485 driver can be

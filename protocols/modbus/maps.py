@@ -1,16 +1,20 @@
-"""Register maps of DIN-rail energy meters (data only).
+"""Register maps of DIN-rail energy meters (data only, compact).
 
-``model(name)`` -> ``(function, max_regs, entries)`` or None; only the model asked
-for is built (a gateway holds the maps of the meters it has, not all of them).
+``model(name)`` -> ``(function, max_regs, keys, table)`` or None; only the model
+asked for is built (a gateway holds the maps of the meters it has, not all of them).
 ``function`` is the read function (4 = input registers), ``max_regs`` the most
-registers the meter returns in one read; each entry is
+registers the meter returns in one read, ``keys`` the published keys sorted by
+register, ``table`` a ``bytes`` constant with 6 bytes per key (ENTRY):
 
-    (key, register, type, scale, decimals, kind)
+    register (2 bytes, big-endian), value type (protocols.modbus.values),
+    scale (index into SCALES: the factor to the published unit),
+    decimals (the rounding; 0: an int), kind (index into KINDS)
 
-``type`` a protocols.modbus.values type, ``scale`` the factor to the published
-unit, ``decimals`` the rounding (0: an int), ``kind`` one of KINDS, which gives
-the unit and the Home Assistant classes (``hints(kind)``).  Energies are published
-as integer Wh (HA energy dashboard: device_class energy, state_class
+A tuple per entry would cost ~64 bytes of heap each on a board; the bytes constant
+costs nothing (it stays in flash).  ``entries(m)`` expands a model into
+``(key, register, type, scale, decimals, kind)`` tuples (host side, tests).
+``hints(kind)`` gives the unit and the Home Assistant classes of a kind.  Energies
+are published as integer Wh (HA energy dashboard: device_class energy, state_class
 total_increasing); power in W, voltage V, current A, frequency Hz.
 
 Sources: Eastron SDM120 / SDM630 / SDM72D-M Modbus protocol sheets (input
@@ -18,103 +22,114 @@ registers, IEEE 754 float32, high word first; energies in kWh), Carlo Gavazzi
 EM111 communication protocol (INT32 low word first, fixed-point weights).
 """
 
-from protocols.modbus.values import F32, S16, S32_SW
+from protocols.compat import const
 
-# kind -> (unit, device_class, state_class); a tuple, looked up by hints()
-KINDS = (
-    ("energy", "Wh", "energy", "total_increasing"),
-    ("power", "W", "power", "measurement"),
-    ("voltage", "V", "voltage", "measurement"),
-    ("current", "A", "current", "measurement"),
-    ("frequency", "Hz", "frequency", "measurement"),
-    ("apparent_power", "VA", "apparent_power", "measurement"),
-    ("reactive_power", "var", "reactive_power", "measurement"),
-    ("power_factor", None, "power_factor", "measurement"),
-)
-
+ENTRY = const(6)  # bytes per key in a table
+KINDS = ("energy", "power", "voltage", "current", "frequency", "apparent_power",
+         "reactive_power", "power_factor")
+# per kind: (unit, device_class, state_class)
+HINTS = (("Wh", "energy", "total_increasing"), ("W", "power", "measurement"),
+         ("V", "voltage", "measurement"), ("A", "current", "measurement"),
+         ("Hz", "frequency", "measurement"), ("VA", "apparent_power", "measurement"),
+         ("var", "reactive_power", "measurement"), (None, "power_factor", "measurement"))
+SCALES = (1, 1000, 0.1, 0.001, 100)
 MODELS = ("sdm120", "sdm630", "sdm72d", "em111")
 
 
 def hints(kind):
-    """(unit, device_class, state_class) of a kind, or None."""
-    for k in KINDS:
-        if k[0] == kind:
-            return k[1:]
-    return None
+    """(unit, device_class, state_class) of a kind (a name or a KINDS index), or None."""
+    if isinstance(kind, str):
+        kind = KINDS.index(kind) if kind in KINDS else -1
+    return HINTS[kind] if 0 <= kind < len(HINTS) else None
 
 
 def _sdm120():
     return (4, 80, (
-        ("voltage", 0x0000, F32, 1, 1, "voltage"),
-        ("current", 0x0006, F32, 1, 3, "current"),
-        ("power", 0x000C, F32, 1, 1, "power"),
-        ("apparent_power", 0x0012, F32, 1, 1, "apparent_power"),
-        ("reactive_power", 0x0018, F32, 1, 1, "reactive_power"),
-        ("power_factor", 0x001E, F32, 1, 3, "power_factor"),
-        ("frequency", 0x0046, F32, 1, 2, "frequency"),
-        ("energy_import", 0x0048, F32, 1000, 0, "energy"),
-        ("energy_export", 0x004A, F32, 1000, 0, "energy"),
-        ("energy_total", 0x0156, F32, 1000, 0, "energy"),
+        "voltage", "current", "power", "apparent_power", "reactive_power",
+        "power_factor", "frequency", "energy_import", "energy_export",
+        "energy_total",
+    ), (
+        b"\x00\x00\x00\x00\x01\x02"  # voltage        0x0000 f32    x1     1  voltage
+        b"\x00\x06\x00\x00\x03\x03"  # current        0x0006 f32    x1     3  current
+        b"\x00\x0c\x00\x00\x01\x01"  # power          0x000C f32    x1     1  power
+        b"\x00\x12\x00\x00\x01\x05"  # apparent_power 0x0012 f32    x1     1  apparent_power
+        b"\x00\x18\x00\x00\x01\x06"  # reactive_power 0x0018 f32    x1     1  reactive_power
+        b"\x00\x1e\x00\x00\x03\x07"  # power_factor   0x001E f32    x1     3  power_factor
+        b"\x00\x46\x00\x00\x02\x04"  # frequency      0x0046 f32    x1     2  frequency
+        b"\x00\x48\x00\x01\x00\x00"  # energy_import  0x0048 f32    x1000  0  energy
+        b"\x00\x4a\x00\x01\x00\x00"  # energy_export  0x004A f32    x1000  0  energy
+        b"\x01\x56\x00\x01\x00\x00"  # energy_total   0x0156 f32    x1000  0  energy
     ))
 
 
 def _sdm630():
     return (4, 80, (
-        ("voltage_l1", 0x0000, F32, 1, 1, "voltage"),
-        ("voltage_l2", 0x0002, F32, 1, 1, "voltage"),
-        ("voltage_l3", 0x0004, F32, 1, 1, "voltage"),
-        ("current_l1", 0x0006, F32, 1, 3, "current"),
-        ("current_l2", 0x0008, F32, 1, 3, "current"),
-        ("current_l3", 0x000A, F32, 1, 3, "current"),
-        ("power_l1", 0x000C, F32, 1, 1, "power"),
-        ("power_l2", 0x000E, F32, 1, 1, "power"),
-        ("power_l3", 0x0010, F32, 1, 1, "power"),
-        ("power", 0x0034, F32, 1, 1, "power"),
-        ("apparent_power", 0x0038, F32, 1, 1, "apparent_power"),
-        ("reactive_power", 0x003C, F32, 1, 1, "reactive_power"),
-        ("power_factor", 0x003E, F32, 1, 3, "power_factor"),
-        ("frequency", 0x0046, F32, 1, 2, "frequency"),
-        ("energy_import", 0x0048, F32, 1000, 0, "energy"),
-        ("energy_export", 0x004A, F32, 1000, 0, "energy"),
-        ("current_n", 0x00E0, F32, 1, 3, "current"),
-        ("energy_total", 0x0156, F32, 1000, 0, "energy"),
+        "voltage_l1", "voltage_l2", "voltage_l3", "current_l1", "current_l2",
+        "current_l3", "power_l1", "power_l2", "power_l3", "power", "apparent_power",
+        "reactive_power", "power_factor", "frequency", "energy_import",
+        "energy_export", "current_n", "energy_total",
+    ), (
+        b"\x00\x00\x00\x00\x01\x02"  # voltage_l1     0x0000 f32    x1     1  voltage
+        b"\x00\x02\x00\x00\x01\x02"  # voltage_l2     0x0002 f32    x1     1  voltage
+        b"\x00\x04\x00\x00\x01\x02"  # voltage_l3     0x0004 f32    x1     1  voltage
+        b"\x00\x06\x00\x00\x03\x03"  # current_l1     0x0006 f32    x1     3  current
+        b"\x00\x08\x00\x00\x03\x03"  # current_l2     0x0008 f32    x1     3  current
+        b"\x00\x0a\x00\x00\x03\x03"  # current_l3     0x000A f32    x1     3  current
+        b"\x00\x0c\x00\x00\x01\x01"  # power_l1       0x000C f32    x1     1  power
+        b"\x00\x0e\x00\x00\x01\x01"  # power_l2       0x000E f32    x1     1  power
+        b"\x00\x10\x00\x00\x01\x01"  # power_l3       0x0010 f32    x1     1  power
+        b"\x00\x34\x00\x00\x01\x01"  # power          0x0034 f32    x1     1  power
+        b"\x00\x38\x00\x00\x01\x05"  # apparent_power 0x0038 f32    x1     1  apparent_power
+        b"\x00\x3c\x00\x00\x01\x06"  # reactive_power 0x003C f32    x1     1  reactive_power
+        b"\x00\x3e\x00\x00\x03\x07"  # power_factor   0x003E f32    x1     3  power_factor
+        b"\x00\x46\x00\x00\x02\x04"  # frequency      0x0046 f32    x1     2  frequency
+        b"\x00\x48\x00\x01\x00\x00"  # energy_import  0x0048 f32    x1000  0  energy
+        b"\x00\x4a\x00\x01\x00\x00"  # energy_export  0x004A f32    x1000  0  energy
+        b"\x00\xe0\x00\x00\x03\x03"  # current_n      0x00E0 f32    x1     3  current
+        b"\x01\x56\x00\x01\x00\x00"  # energy_total   0x0156 f32    x1000  0  energy
     ))
 
 
 def _sdm72d():
     return (4, 80, (
-        ("voltage_l1", 0x0000, F32, 1, 1, "voltage"),
-        ("voltage_l2", 0x0002, F32, 1, 1, "voltage"),
-        ("voltage_l3", 0x0004, F32, 1, 1, "voltage"),
-        ("current_l1", 0x0006, F32, 1, 3, "current"),
-        ("current_l2", 0x0008, F32, 1, 3, "current"),
-        ("current_l3", 0x000A, F32, 1, 3, "current"),
-        ("power", 0x0034, F32, 1, 1, "power"),
-        ("frequency", 0x0046, F32, 1, 2, "frequency"),
-        ("energy_import", 0x0048, F32, 1000, 0, "energy"),
-        ("energy_export", 0x004A, F32, 1000, 0, "energy"),
-        ("energy_total", 0x0156, F32, 1000, 0, "energy"),
+        "voltage_l1", "voltage_l2", "voltage_l3", "current_l1", "current_l2",
+        "current_l3", "power", "frequency", "energy_import", "energy_export",
+        "energy_total",
+    ), (
+        b"\x00\x00\x00\x00\x01\x02"  # voltage_l1     0x0000 f32    x1     1  voltage
+        b"\x00\x02\x00\x00\x01\x02"  # voltage_l2     0x0002 f32    x1     1  voltage
+        b"\x00\x04\x00\x00\x01\x02"  # voltage_l3     0x0004 f32    x1     1  voltage
+        b"\x00\x06\x00\x00\x03\x03"  # current_l1     0x0006 f32    x1     3  current
+        b"\x00\x08\x00\x00\x03\x03"  # current_l2     0x0008 f32    x1     3  current
+        b"\x00\x0a\x00\x00\x03\x03"  # current_l3     0x000A f32    x1     3  current
+        b"\x00\x34\x00\x00\x01\x01"  # power          0x0034 f32    x1     1  power
+        b"\x00\x46\x00\x00\x02\x04"  # frequency      0x0046 f32    x1     2  frequency
+        b"\x00\x48\x00\x01\x00\x00"  # energy_import  0x0048 f32    x1000  0  energy
+        b"\x00\x4a\x00\x01\x00\x00"  # energy_export  0x004A f32    x1000  0  energy
+        b"\x01\x56\x00\x01\x00\x00"  # energy_total   0x0156 f32    x1000  0  energy
     ))
 
 
 def _em111():
-    # INT32 low word first; weights: V x10, A x1000, W/VA/var x10, PF x1000, Hz x10,
-    # kWh x10 (so Wh = raw x 100)
     return (4, 50, (
-        ("voltage", 0x0000, S32_SW, 0.1, 1, "voltage"),
-        ("current", 0x0002, S32_SW, 0.001, 3, "current"),
-        ("power", 0x0004, S32_SW, 0.1, 1, "power"),
-        ("apparent_power", 0x0006, S32_SW, 0.1, 1, "apparent_power"),
-        ("reactive_power", 0x0008, S32_SW, 0.1, 1, "reactive_power"),
-        ("power_factor", 0x000E, S16, 0.001, 3, "power_factor"),
-        ("frequency", 0x000F, S16, 0.1, 1, "frequency"),
-        ("energy_import", 0x0010, S32_SW, 100, 0, "energy"),
-        ("energy_export", 0x0020, S32_SW, 100, 0, "energy"),
+        "voltage", "current", "power", "apparent_power", "reactive_power",
+        "power_factor", "frequency", "energy_import", "energy_export",
+    ), (
+        b"\x00\x00\x06\x02\x01\x02"  # voltage        0x0000 s32_sw x0.1   1  voltage
+        b"\x00\x02\x06\x03\x03\x03"  # current        0x0002 s32_sw x0.001 3  current
+        b"\x00\x04\x06\x02\x01\x01"  # power          0x0004 s32_sw x0.1   1  power
+        b"\x00\x06\x06\x02\x01\x05"  # apparent_power 0x0006 s32_sw x0.1   1  apparent_power
+        b"\x00\x08\x06\x02\x01\x06"  # reactive_power 0x0008 s32_sw x0.1   1  reactive_power
+        b"\x00\x0e\x02\x03\x03\x07"  # power_factor   0x000E s16    x0.001 3  power_factor
+        b"\x00\x0f\x02\x02\x01\x04"  # frequency      0x000F s16    x0.1   1  frequency
+        b"\x00\x10\x06\x04\x00\x00"  # energy_import  0x0010 s32_sw x100   0  energy
+        b"\x00\x20\x06\x04\x00\x00"  # energy_export  0x0020 s32_sw x100   0  energy
     ))
 
 
+
 def model(name):
-    """(function, max_regs, entries) of a model name (MODELS), else None."""
+    """(function, max_regs, keys, table) of a model name (MODELS), else None."""
     if name == "sdm120":
         return _sdm120()
     if name == "sdm630":
@@ -126,21 +141,45 @@ def model(name):
     return None
 
 
-def plan(entries, max_regs, gap=40):
-    """Group entries into reads: a list of (first register, count, entries of
-    the read), registers sorted; two entries share a read when the hole between
-    them is at most ``gap`` registers and the read stays within ``max_regs``."""
+def register(m, i):
+    """Register of key i of model m."""
+    t = m[3]
+    return (t[ENTRY * i] << 8) | t[ENTRY * i + 1]
+
+
+def entries(m):
+    """Model m as (key, register, type, scale, decimals, kind name) tuples."""
+    t = m[3]
+    out = []
+    for i in range(len(m[2])):
+        o = ENTRY * i
+        out.append((m[2][i], (t[o] << 8) | t[o + 1], t[o + 2], SCALES[t[o + 3]], t[o + 4],
+                    KINDS[t[o + 5]]))
+    return out
+
+
+def plan(m, gap=40):
+    """The reads of a poll: a bytes object of 5 bytes per read (first register, 2
+    bytes; register count; first and past-the-last key index).  Two keys share a read
+    when the hole between them is at most ``gap`` registers and the read stays within
+    the model's max_regs (holes are read and ignored)."""
     from protocols.modbus.values import width
 
-    order = sorted(entries, key=lambda e: e[1])
-    reads = []
-    cur = None
-    for e in order:
-        end = e[1] + width(e[2])
-        if cur is not None and e[1] - (cur[0] + cur[1]) <= gap and end - cur[0] <= max_regs:
-            cur[1] = end - cur[0]
-            cur[2].append(e)
-            continue
-        cur = [e[1], end - e[1], [e]]
-        reads.append(cur)
-    return [(r[0], r[1], tuple(r[2])) for r in reads]
+    t = m[3]
+    n = len(m[2])
+    out = bytearray()
+    i = 0
+    while i < n:
+        first = register(m, i)
+        end = first + width(t[ENTRY * i + 2])
+        j = i + 1
+        while j < n:
+            r = register(m, j)
+            e = r + width(t[ENTRY * j + 2])
+            if r - end > gap or e - first > m[1]:
+                break
+            end = e
+            j += 1
+        out += bytes((first >> 8, first & 0xFF, end - first, i, j))
+        i = j
+    return bytes(out)

@@ -27,7 +27,7 @@ def registers(model, readings):
     """Input registers of a meter of ``model`` showing ``readings`` (key -> value in
     the published unit: energies in Wh)."""
     regs = [0] * REGS
-    for key, reg, t, scale, _dec, _kind in maps.model(model)[2]:
+    for key, reg, t, scale, _dec, _kind in maps.entries(maps.model(model)):
         if key not in readings:
             continue
         raw = readings[key] / scale

@@ -27,23 +27,27 @@ import asyncio
 from protocols.compat import const
 from protocols.modbus import rtu
 
-_RX_SIZE = const(64)  # read buffer; the decoder keeps partial frames itself
+_RX_SIZE = const(32)  # read buffer; the decoder keeps partial frames itself
+_TX_SIZE = const(8)  # FC 3/4/6 requests; a FC 16 request gets a buffer of its own
 _REOPEN_MS = const(2000)
+_SILENT_REOPEN = const(16)
 _PARITY = (("none", None), ("even", 0), ("odd", 1))
 
-_wait_for_ms = getattr(asyncio, "wait_for_ms", None)
+_POLL_MS = const(2)  # the line is polled (non-blocking reads) while a transaction waits
 
 
-async def _read(uart, mv, ms):
-    """readinto with a deadline: n > 0 bytes, 0 link closed, -1 timeout."""
-    if ms <= 0:
-        return -1
-    try:
-        if _wait_for_ms is not None:
-            return await _wait_for_ms(uart.readinto(mv), ms)
-        return await asyncio.wait_for(uart.readinto(mv), ms / 1000)
-    except asyncio.TimeoutError:
-        return -1
+async def _read(hal, uart, mv, ms):
+    """Bytes of the line into mv within ms: n > 0, 0 link closed, -1 nothing came.
+    Polled with uart.read_nb(): no task nor timer object per wait (asyncio.wait_for
+    would allocate one, and import asyncio.funcs, ~4 KB)."""
+    start = hal.ticks_ms()
+    while True:
+        n = uart.read_nb(mv)
+        if n is not None:
+            return n
+        if hal.ticks_diff(hal.ticks_ms(), start) >= ms:
+            return -1
+        await asyncio.sleep_ms(_POLL_MS)
 
 
 class ModbusBus:
@@ -51,7 +55,6 @@ class ModbusBus:
         self.hal = hal
         self.log = log
         self.cfg = cfg  # the first meter's: uart, baudrate, parity, rx/tx/de pins
-        self.tag = "modbus/uart%d" % cfg["uart"]
         parity = None
         for name, v in _PARITY:
             if name == cfg.get("parity", "none"):
@@ -64,12 +67,17 @@ class ModbusBus:
         self._de = None if de is None else hal.pin(de, 1, value=0)
         self._uart = None
         self._opened = None  # ticks of the last open attempt
+        self._silent = 0  # requests in a row without an answer
         self._dec = rtu.RtuDecoder()
-        self._tx = bytearray(rtu.ADU_MAX)
+        self._tx = bytearray(_TX_SIZE)
         self._rx = bytearray(_RX_SIZE)
         self._lock = asyncio.Lock()
         self.stats = {"requests": 0, "responses": 0, "timeouts": 0, "retries": 0,
                       "bad_responses": 0, "late_bytes": 0, "link_errors": 0}
+
+    @property
+    def tag(self):
+        return "modbus/uart%d" % self.cfg["uart"]
 
     def decoder_stats(self):
         return self._dec.stats
@@ -110,7 +118,16 @@ class ModbusBus:
                     return None
                 if r is not None:
                     st["responses"] += 1
+                    self._silent = 0
                     return r
+            self._silent += 1
+            if self._silent >= _SILENT_REOPEN:
+                # nobody answered for a while: reopen the line (an emulated link may have
+                # closed without telling; a real UART gets a fresh driver state)
+                self.log.warning(self.tag, "%d failed requests in a row: reopening",
+                                 self._silent)
+                self._silent = 0
+                self.close()
             return None
 
     async def _transact(self, address, function, register, arg, timeout_ms):
@@ -123,6 +140,7 @@ class ModbusBus:
             n = rtu.encode_write_single(tx, address, register, arg)
             count, size = 0, 8
         elif function == rtu.WRITE_MULTIPLE:
+            tx = bytearray(9 + 2 * len(arg))
             n = rtu.encode_write_multiple(tx, address, register, arg)
             count, size = len(arg), 8
         else:
@@ -131,7 +149,7 @@ class ModbusBus:
         # 1. silence: gap_ms without a byte, within the request's deadline
         deadline = hal.ticks_add(hal.ticks_ms(), timeout_ms)
         while True:
-            k = await _read(uart, mv, self.gap_ms)
+            k = await _read(hal, uart, mv, self.gap_ms)
             if k < 0:
                 break
             if k == 0:
@@ -162,7 +180,7 @@ class ModbusBus:
             bad = dec.crc_errors != crc0
             if bad and ms > self.gap_ms:
                 ms = self.gap_ms  # a frame failed its CRC: only a silence more to wait
-            k = await _read(uart, mv, ms)
+            k = await _read(hal, uart, mv, ms)
             if k < 0:
                 # the line went quiet: the frame in progress is over; an answer that
                 # followed garbage may be complete among the kept bytes

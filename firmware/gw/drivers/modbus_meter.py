@@ -6,8 +6,9 @@
 # something), stats, mode, baudrate, run(), decoder_stats(), and info(key), the
 # discovery hints of a key: (unit, device_class, state_class).
 #
-# The register map comes from protocols.modbus.maps (model in config); its entries
-# are grouped into a few reads (maps.plan).  Every period_s the meter reads them
+# The register map comes from protocols.modbus.maps (model in config: keys and a bytes
+# table, nothing per key on the heap but the values); its keys are grouped into a
+# few reads (maps.plan, 5 bytes per read).  Every period_s the meter reads them
 # through its ModbusBus, in order.  Values: scaled and rounded (energies as int Wh),
 # NaN / infinities dropped (value_errors); an energy index never decreases (a lower
 # reading is dropped and counted in index_rejected).  A read that fails (no answer,
@@ -25,9 +26,11 @@ from protocols.compat import const
 from protocols.modbus import maps, values
 
 _MIN_SLEEP_MS = const(50)
+_ENTRY = const(6)  # maps.ENTRY
 
 
 class ModbusMeter:
+    mode = "rtu"
     min_frames = 1  # the app publishes after this many successful polls
 
     def __init__(self, cfg, hal, log, bus):
@@ -36,31 +39,30 @@ class ModbusMeter:
         self.hal = hal
         self.log = log
         self.bus = bus
-        self.tag = "modbus/" + self.id
-        fc, max_regs, entries = maps.model(cfg["model"])
-        self._fc = fc
-        self._plan = maps.plan(entries, max_regs)
+        self._map = m = maps.model(cfg["model"])  # (function, max_regs, keys, table)
+        self._reads = maps.plan(m)
         self.values = v = {}
-        for e in entries:  # size the table now, while the heap is young
-            v[e[0]] = None
-        for e in entries:
-            del v[e[0]]
+        for k in m[2]:  # size the table now, while the heap is young
+            v[k] = None
+        for k in m[2]:
+            del v[k]
         self.new_keys = []
         self.changed = False
         self.updated = asyncio.Event()
-        self.mode = "rtu"
-        self.baudrate = cfg["baudrate"]
         self.online = False
         self.stats = {"frames": 0, "polls": 0, "errors": 0, "exceptions": 0,
                       "value_errors": 0, "index_rejected": 0}
 
+    @property
+    def baudrate(self):
+        return self.cfg["baudrate"]
+
     def info(self, key):
         """Discovery hints of a key: (unit, device_class, state_class), or None."""
-        for _, _, entries in self._plan:
-            for e in entries:
-                if e[0] == key:
-                    return maps.hints(e[5])
-        return None
+        keys = self._map[2]
+        if key not in keys:
+            return None
+        return maps.HINTS[self._map[3][_ENTRY * keys.index(key) + 5]]
 
     def decoder_stats(self):
         d = dict(self.bus.stats)
@@ -77,18 +79,25 @@ class ModbusMeter:
         vals[key] = v
         self.changed = True
 
-    def apply(self, r, first, entries):
-        """Store the values of one read response (registers from ``first``)."""
+    def apply(self, r, first, i, j):
+        """Store keys i..j-1 from a read response whose first register is ``first``."""
         st = self.stats
+        keys = self._map[2]
+        t = self._map[3]
         get = values.get
-        for key, reg, t, scale, dec, kind in entries:
-            v = get(t, r.data, r.offset + 2 * (reg - first))
+        scales = maps.SCALES
+        while i < j:
+            o = _ENTRY * i
+            key = keys[i]
+            i += 1
+            v = get(t[o + 2], r.data, r.offset + 2 * (((t[o] << 8) | t[o + 1]) - first))
             if not values.finite(v):
                 st["value_errors"] += 1
                 continue
-            v = v * scale
+            v = v * scales[t[o + 3]]
+            dec = t[o + 4]
             v = round(v, dec) if dec else int(round(v))
-            if kind == "energy":
+            if t[o + 5] == 0:  # an energy index (maps.KINDS[0])
                 old = self.values.get(key)
                 if v < 0 or (old is not None and v < old):
                     st["index_rejected"] += 1
@@ -101,27 +110,30 @@ class ModbusMeter:
         st = self.stats
         st["polls"] += 1
         retries = cfg["retries"] if self.online else 0
+        reads = self._reads
+        n = len(reads) // 5
         got = 0
-        for first, count, entries in self._plan:
-            r = await self.bus.request(cfg["address"], self._fc, first, count,
+        for k in range(0, len(reads), 5):
+            first = (reads[k] << 8) | reads[k + 1]
+            r = await self.bus.request(cfg["address"], self._map[0], first, reads[k + 2],
                                        cfg["timeout_ms"], retries)
             # r is the bus decoder's: used before the next await
             if r is None:
                 st["errors"] += 1
                 if self.online or st["polls"] == 1:  # once per outage
-                    self.log.warning(self.tag, "no valid answer from address %d (register %d)",
-                                     cfg["address"], first)
+                    self.log.warning("modbus/" + self.id, "no valid answer from address %d "
+                                     "(register %d)", cfg["address"], first)
                 break
             if r.exception:
                 st["exceptions"] += 1
-                self.log.warning(self.tag, "exception %d reading register %d",
+                self.log.warning("modbus/" + self.id, "exception %d reading register %d",
                                  r.exception, first)
                 continue
-            self.apply(r, first, entries)
+            self.apply(r, first, reads[k + 3], reads[k + 4])
             got += 1
-        if got == len(self._plan) and not self.online:
-            self.log.info(self.tag, "address %d answers", cfg["address"])
-        self.online = got == len(self._plan)
+        if got == n and not self.online:
+            self.log.info("modbus/" + self.id, "address %d answers", cfg["address"])
+        self.online = got == n
         if got:
             st["frames"] += 1
             self.updated.set()
