@@ -94,6 +94,8 @@ def test_sdm630_and_sdm120_on_one_bus(micropython, mosquitto, recorder, tmp_path
         assert dec["crc_errors"] > 0 and dec["retries"] > 0 and dec["bad_responses"] > 0
         assert stats["meters"]["pac"]["frames"] > 0 and stats["meters"]["pv"]["mode"] == "rtu"
         assert link.corrupted[2] > 0
+        print("\npoll: SDM630 (3 reads) %d ms, SDM120 (2 reads) %d ms; bus %s"
+              % (stats["meters"]["pac"]["poll_ms"], stats["meters"]["pv"]["poll_ms"], dec))
         for s in states(recorder, "pv"):
             assert s == PV, s
         for s in states(recorder, "pac"):
@@ -129,6 +131,8 @@ def test_silent_and_slow_meters_do_not_starve_the_others(micropython, mosquitto,
                                        else None)(recorder.json(BASE + "/stats")), 20)
         assert stats, fw.output
         m = stats["meters"]
+        print("\npolls with a late and a silent meter on the bus: SDM630 %d ms, SDM120 %d ms, "
+              "EM111 %d ms" % (m["pac"]["poll_ms"], m["pv"]["poll_ms"], m["em"]["poll_ms"]))
         assert m["pac"]["frames"] >= 5 and m["pac"]["errors"] == 0
         assert m["pv"]["frames"] == 0 and m["pv"]["errors"] >= 2
         assert m["em"]["frames"] == 0 and m["em"]["errors"] >= 2

@@ -19,7 +19,7 @@
 #
 # stats: frames (polls that read something; the app publishes from the first),
 # polls, errors (failed reads), exceptions (exception responses), value_errors,
-# index_rejected.
+# index_rejected, poll_ms (duration of the last poll, waits for the bus included).
 import asyncio
 
 from protocols.compat import const
@@ -51,7 +51,7 @@ class ModbusMeter:
         self.updated = asyncio.Event()
         self.online = False
         self.stats = {"frames": 0, "polls": 0, "errors": 0, "exceptions": 0,
-                      "value_errors": 0, "index_rejected": 0}
+                      "value_errors": 0, "index_rejected": 0, "poll_ms": 0}
 
     @property
     def baudrate(self):
@@ -109,6 +109,7 @@ class ModbusMeter:
         cfg = self.cfg
         st = self.stats
         st["polls"] += 1
+        t0 = self.hal.ticks_ms()
         retries = cfg["retries"] if self.online else 0
         reads = self._reads
         n = len(reads) // 5
@@ -134,6 +135,7 @@ class ModbusMeter:
         if got == n and not self.online:
             self.log.info("modbus/" + self.id, "address %d answers", cfg["address"])
         self.online = got == n
+        st["poll_ms"] = self.hal.ticks_diff(self.hal.ticks_ms(), t0)
         if got:
             st["frames"] += 1
             self.updated.set()
