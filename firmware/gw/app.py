@@ -291,6 +291,11 @@ class Gateway:
                     self.log.exception("gw", "not saved", e)
 
     def _on_message(self, topic, payload, retained):
+        if retained and topic.endswith("/state"):  # S0 counters read back their total
+            for d in self.devs:
+                if hasattr(d, "adopt"):
+                    d.adopt(topic, payload, retained)
+            return
         act = self.act
         if act is not None and topic.endswith("/set") and topic.startswith(self.base + "/"):
             act.command(topic, topic[len(self.base) + 1:-4], payload, retained)

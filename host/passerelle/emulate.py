@@ -10,7 +10,8 @@
    broker given as ``mqtt://host:port`` patched in) and ``secrets.json``;
 3. starts one :class:`~passerelle.tic_server.TicServer` per configured meter on
    127.0.0.1:<free port>, fed by the Linky simulator or by looping a raw capture,
-   paced at the meter's line rate x ``speed``;
+   paced at the meter's line rate x ``speed``; the Modbus meters of a UART get one
+   :class:`~passerelle.sim.modbus.ModbusLinkServer` (simulated meters on one RS-485 link);
 4. runs ``micropython -X heapsize=<h> main.py`` from the board root (with the image
    mapped, see :mod:`passerelle.romfs`; else ``MICROPYPATH=.frozen:<root>/lib``) and
    ``PASSERELLE_EMU={"uart": {"<id>": port}}``,
@@ -211,10 +212,20 @@ class Emulation:
     def meter_uarts(self):
         """[(meter id, uart id str)] from the config (one meter on UART 1 when none)."""
         meters = (self.config or {}).get("meters") or []
-        out = [(m.get("id", "meter%d" % i), str(m.get("uart", 1))) for i, m in enumerate(meters)]
+        out = [(m.get("id", "meter%d" % i),
+                str(m.get("uart", 2 if m.get("type") == "modbus" else 1)))
+               for i, m in enumerate(meters)]
         return out or [("linky", "1")]
 
     def _start_servers(self):
+        buses = {}  # Modbus meters by UART: one simulated RS-485 link each
+        for m in (self.config or {}).get("meters") or []:
+            if m.get("type") == "modbus":
+                buses.setdefault(str(m.get("uart", 2)), []).append(m)
+        for uart, meters in buses.items():
+            from .sim.modbus import ModbusLinkServer
+            self.servers[uart] = ModbusLinkServer(meters, seed=self.seed,
+                                                  name="modbus-uart" + uart).start()
         for i, (meter_id, uart) in enumerate(self.meter_uarts()):
             if uart in self.servers:
                 continue

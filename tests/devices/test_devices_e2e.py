@@ -271,6 +271,21 @@ def test_s0_counters_and_ds18b20(micropython, mosquitto, io, rec, tmp_path):
         assert totals == sorted(totals) and totals[0] >= first["total"], totals
         assert "Traceback" not in fw.output
     finally:
+        fw.kill()  # a power cut: the 2 pulses since the last save are not in the NVS
+    assert json.loads((tmp_path / "nvs.json").read_text())["s0"]["ceau"] == 5
+
+    # ... but the retained state has them: adopted, the total does not go down
+    rec.history.clear()
+    fw = boot(micropython, tmp_path, io, 3)
+    try:
+        st = rec.wait(lambda: [json.loads(p) for t, p in list(rec.history)
+                               if t == BASE + "/eau/state"], 20)
+        assert st and st[0] == {"total": 7, "pulses": 7}, st
+        io.pulses(27, 1)
+        assert rec.wait(lambda: rec.json(BASE + "/eau/state") == {"total": 8, "pulses": 8})
+        assert rec.wait(lambda: ((rec.json(BASE + "/stats") or {}).get("devices") or {})
+                        .get("counters", {}).get("adopted") == 1, 15)
+    finally:
         fw.kill()
 
 

@@ -16,12 +16,17 @@
 # The total never decreases: the pulse count only grows; it survives reboots in the
 # HAL's NVS (namespace "s0", key "c<id>", all counters in one commit): at most one
 # write per 10 minutes while pulses arrive (none while idle), plus one at a clean
-# shutdown (Gateway.close(), Ctrl-C).  A power cut loses at most the last 10 minutes.
+# shutdown (Gateway.close(), Ctrl-C).  After a power cut (up to 10 minutes of pulses not
+# saved), the count of our own retained state, read for 2 s at the first connection
+# before anything is published, is adopted when it is higher (stats "adopted"): only
+# the pulses between the last publish and the cut are lost, the total does not go down.
 import asyncio
+import json
 
 from protocols.compat import const
 
 SAVE_MS = const(600000)  # at most one flash write per 10 minutes in steady state
+_ADOPT_MS = const(2000)
 _TICK_MS = const(200)
 
 
@@ -40,7 +45,8 @@ class S0:
 
     def __init__(self, cfg, pulses, ticks_diff):
         self.cfg = cfg
-        self.pulses = pulses  # total since installation (restored + counted)
+        self.base = pulses  # restored total (NVS, or our retained state if higher)
+        self.n = 0  # pulses counted since boot: only edge() writes it (IRQ-safe)
         self.saved = pulses
         self.bounces = 0
         self._last = None  # time of the last counted edge
@@ -55,7 +61,12 @@ class S0:
             self.bounces += 1
             return
         self._last = t
-        self.pulses += 1
+        self.n += 1
+
+    @property
+    def pulses(self):
+        """Total since installation (restored + counted since boot)."""
+        return self.base + self.n
 
     def total(self):
         pp = self.cfg["per_pulse"]
@@ -84,6 +95,8 @@ class Counters:
         self.items = []
         self.pins = []  # keeps the input pins (and their IRQs) alive
         self.saves = 0
+        self.adopted = 0  # counts raised from our retained state
+        self.adopting = None  # state topics subscribed while adopting, else None
         self.disc = True
         self._saved_ms = hal.ticks_ms()
         for c in gw.cfg["counters"]:
@@ -91,6 +104,38 @@ class Counters:
             s0 = S0(c, n if isinstance(n, int) and n > 0 else 0, hal.ticks_diff)
             self.items.append(s0)
             self.pins.append(hal.on_fall(c["pin"], s0.edge))
+
+    def adopt(self, topic, payload, retained):
+        """Our own retained state, received once at the first connection: a higher
+        count than the NVS one (pulses counted after the last save, before a power
+        cut) is adopted, so the published total never goes down."""
+        if not retained or self.adopting is None:
+            return
+        for s0 in self.items:
+            if topic == "%s/%s/state" % (self.gw.base, s0.cfg["id"]):
+                try:
+                    n = json.loads(payload)["pulses"]
+                except (ValueError, KeyError, TypeError):
+                    return
+                if isinstance(n, int) and n > s0.base:
+                    s0.base = n
+                    self.adopted += 1
+
+    async def _adopt(self, client):
+        """Subscribe to the counters' state topics for up to _ADOPT_MS before the first
+        publish (a retained message arrives right after the SUBACK)."""
+        hal = self.gw.hal
+        t0 = hal.ticks_ms()
+        self.adopting = []
+        for s0 in self.items:
+            t = "%s/%s/state" % (self.gw.base, s0.cfg["id"])
+            self.adopting.append(t)
+            await client.subscribe(t, 0)
+        while client.connected and hal.ticks_diff(hal.ticks_ms(), t0) < _ADOPT_MS:
+            await asyncio.sleep(0.1)
+        for t in self.adopting:
+            await client.unsubscribe(t)
+        self.adopting = None
 
     def rediscover(self):
         self.disc = True
@@ -122,7 +167,7 @@ class Counters:
                 self.gw.log.exception("s0", "counts not saved", e)
 
     def stats(self):
-        out = {"saves": self.saves}
+        out = {"saves": self.saves, "adopted": self.adopted}
         for s0 in self.items:
             out[s0.cfg["id"]] = {"pulses": s0.pulses, "bounces": s0.bounces}
         return out
@@ -142,6 +187,9 @@ class Counters:
     async def run(self):
         gw = self.gw
         hal = gw.hal
+        while not gw.client.connected:
+            await asyncio.sleep(_TICK_MS / 1000)
+        await self._adopt(gw.client)
         while True:
             await asyncio.sleep(_TICK_MS / 1000)
             now = hal.ticks_ms()
