@@ -187,8 +187,9 @@ class Counters:
     async def run(self):
         gw = self.gw
         hal = gw.hal
-        while not gw.client.connected:
+        while not gw.client.connected:  # the broker may stay away for hours: keep saving
             await asyncio.sleep(_TICK_MS / 1000)
+            self.maybe_save(hal.ticks_ms())
         await self._adopt(gw.client)
         while True:
             await asyncio.sleep(_TICK_MS / 1000)
