@@ -15,7 +15,15 @@
 #   base/status  "online" / "offline" (retained; "offline" is the will)
 #   base/boot    the boot report + reset cause (retained, once per boot)
 #   base/stats   counters and free heap (every stats_period_s, not retained)
-#   base/<meter>/state  retained JSON of the meter (see gw/drivers/tic_meter.py)
+#   base/<meter>/state  retained JSON of the meter (see gw/drivers/tic_meter.py), plus
+#                       "seq" (per meter, monotonic across reboots) and "ts" (epoch s),
+#                       sent QoS 1 through the outbox (gw/outbox.py: kept while offline)
+#   base/safe_mode      retained while in safe mode (deleted at a normal boot)
+#
+# Safe mode (gw/safe.py, boot-only): the NVS counts consecutive abnormal resets (watchdog,
+# panic) that came within _SAFE_CLEAR_MS of boot; at 3 the gateway boots without
+# drivers (network + MQTT only, so it can be reached and reflashed).  The count is
+# cleared after _SAFE_CLEAR_MS of healthy uptime.
 #
 # Memory (a 64 KB board): boot-only code (gw.config) and discovery (gw.discovery) are
 # imported when needed and dropped from sys.modules afterwards; the MQTT client gets
@@ -24,6 +32,7 @@ import asyncio
 import gc
 import io
 import json
+import os
 import sys
 
 from gw import VERSION
@@ -36,6 +45,9 @@ _NET_CHECK_S = const(5)
 _MQTT_RX = const(256)  # receive buffer and largest packet kept whole (bigger: counted, dropped)
 _GC_EVERY = const(4096)  # bytes allocated between two collections (see run())
 _OUT_SIZE = const(1536)  # JSON output buffer: the biggest real state is ~1.1 KB; grows if needed
+_SAFE_CLEAR_MS = const(60000)
+_SEQ_BLOCK = const(1024)  # seq numbers per NVS write (see firmware/README.md wear budget)
+_BACKOFF_MAX_MS = const(4000)  # reconnect delay cap: back within 5 s of the broker
 
 
 def _unload(name):
@@ -95,6 +107,11 @@ class Gateway:
         self._out = self._out_lock = None  # JSON buffer, shared by every publisher
         self._online_ms = None  # last time the broker was reachable
         self._boot_ms = hal.ticks_ms()
+        self.outbox = None  # gw.outbox.Outbox while states wait (link down, or left on flash)
+        self._obs = None  # its counters, kept from outage to outage
+        self.safe_mode = False
+        self._resets = 0  # abnormal resets in a row (NVS), cleared after a healthy minute
+        self._seq = None  # {meter id: [next seq, reserved in the NVS up to]}
 
     # ------------------------------------------------------------------ boot report
     def boot_report(self):
@@ -107,11 +124,18 @@ class Gateway:
             "errors": self.errors,
             "reset_cause": self.hal.reset_cause(),
             "device_id": self.cfg["device_id"],
+            "safe_mode": self.safe_mode,
         }
 
     # ------------------------------------------------------------------ run
     async def run(self):
         """Run forever; returns False immediately when the config is invalid."""
+        if not self.errors:
+            from gw import safe  # boot-only: NVS reset counter, safe mode, seq blocks
+
+            safe.boot(self, _SEQ_BLOCK)
+            safe = None
+            _unload("gw.safe")
         self.boot = json.dumps(self.boot_report())  # also published once connected
         print("PASSERELLE BOOT " + self.boot)
         if self.errors:
@@ -127,6 +151,9 @@ class Gateway:
         # the big long-lived blocks first: JSON buffer, meters (decoder tables, buffer)
         self._out = _Out(_OUT_SIZE)
         self._out_lock = asyncio.Lock()
+        if self.safe_mode:
+            self.log.error("gw", "safe mode: %d abnormal resets in a row; no driver started",
+                           self._resets)
         buses = {}  # uart -> ModbusBus, shared by the Modbus meters wired to it
         for mcfg in cfg["meters"]:
             self.meters.append(self._meter(mcfg, buses))
@@ -134,6 +161,14 @@ class Gateway:
         self.sup = sup = Supervisor(hal, self.log)
         sup.spawn("net", self._network)
         sup.spawn("mqtt", self.client.run)
+        if self.meters:
+            try:
+                if os.listdir(self.hal.data_dir + "/" + self.cfg["device_id"] + "/outbox"):
+                    from gw import outbox  # states left on flash by an earlier run
+
+                    outbox.open_for(self)
+            except OSError:
+                pass
         for m in self.meters:
             sup.spawn(m.cfg["type"] + "/" + m.id, m.run)
             sup.spawn("pub/" + m.id, self._publisher, m)
@@ -177,7 +212,7 @@ class Gateway:
         kw = {}
         if factory is None:
             from gw.mqtt.client import MQTTClient as factory
-            kw = {"max_packet": _MQTT_RX, "rx_size": _MQTT_RX}
+            kw = {"max_packet": _MQTT_RX, "rx_size": _MQTT_RX, "backoff_max_ms": _BACKOFF_MAX_MS}
         return factory(m["host"], m["port"], m["client_id"],
                        user=s["mqtt_username"] or None, password=s["mqtt_password"] or None,
                        keepalive=m["keepalive"], will=(self.base + "/status", "offline", True, 1),
@@ -197,12 +232,26 @@ class Gateway:
             healthy = self.sup.healthy()
             if healthy and offline_ms and hal.ticks_diff(now, self._online_ms) > offline_ms:
                 healthy = False
+            ob = self.outbox
+            if ob is not None and ob.task is None:  # the drain task ended on an error
+                ob.start(self)
             if healthy:
                 if self.wdt is not None:
                     self.wdt.feed()
                 logged = False
+                if self._resets and hal.ticks_diff(now, self._boot_ms) >= _SAFE_CLEAR_MS:
+                    self._resets = 0  # also when the NVS fails: not retried every second
+                    try:
+                        nvs = hal.nvs(("g" + self.cfg["device_id"])[:15])
+                        nvs.set("resets", 0)
+                        nvs.commit()
+                        self.log.info("gw", "healthy for a minute: reset count cleared")
+                    except OSError as e:
+                        self.log.exception("gw", "nvs", e)
             elif not logged:
                 logged = True
+                if self.outbox is not None:  # the board resets soon: RAM is lost
+                    self.outbox.flush()
                 self.log.error("gw", "unhealthy (jobs %s, offline since %d ms): watchdog not fed",
                                self.sup.stats(), hal.ticks_diff(now, self._online_ms))
             if hal.ticks_diff(now, last_stats) >= stats_ms:
@@ -244,6 +293,10 @@ class Gateway:
         if self.boot is not None:
             await client.publish(self.base + "/boot", self.boot, retain=True)
             self.boot = None
+            # retained while in safe mode; an empty retained message deletes it
+            await client.publish(self.base + "/safe_mode", json.dumps(
+                {"safe_mode": True, "abnormal_resets": self._resets,
+                 "reset_cause": self.hal.reset_cause()}) if self.safe_mode else "", retain=True)
         self._rediscover()
         self.log.info("mqtt", "connected")
 
@@ -350,7 +403,10 @@ class Gateway:
         hal = self.hal
         period = meter.cfg["period_s"] * 1000
         min_iv = meter.cfg["min_interval_s"] * 1000
-        topic = "%s/%s/state" % (self.base, meter.id)
+        off_iv = self.cfg["outbox"]["offline_interval_s"] * 1000
+        topic = ("%s/%s/state" % (self.base, meter.id)).encode()
+        client = self.client
+        seq = self._seq[meter.id]  # kept here: a restarted publisher goes on counting
         last = None
         while True:
             await meter.updated.wait()
@@ -361,10 +417,53 @@ class Gateway:
                 continue  # indexes need a confirming frame: publish complete states only
             now = hal.ticks_ms()
             since = None if last is None else hal.ticks_diff(now, last)
-            if since is None or since >= period or (meter.changed and since >= min_iv):
+            if since is None:
+                due = True
+            elif off_iv and not client.connected:  # buffered: one state per off_iv
+                due = since >= off_iv
+            else:
+                due = since >= period or (meter.changed and since >= min_iv)
+            if due:
                 meter.changed = False
                 last = now
-                await self._publish_json(topic, meter.values, True)
+                n = seq[0]
+                if n >= seq[1]:  # block used up: reserve the next one before using it
+                    try:
+                        nvs = hal.nvs(("g" + self.cfg["device_id"])[:15])
+                        nvs.set("q" + meter.id[:14], n + _SEQ_BLOCK)
+                        nvs.commit()
+                        seq[1] = n + _SEQ_BLOCK
+                    except OSError as e:  # retried at the next state
+                        self.log.exception("out", "nvs", e)
+                seq[0] = n + 1
+                await self._queue_state(topic, meter.values, n)
+
+    async def _queue_state(self, topic, obj, seq):
+        """JSON of ``obj`` + "seq" + "ts": sent at once (QoS 1) when the link is up and
+        nothing waits, else into the outbox (sent in order by gw.outbox.drain)."""
+        async with self._out_lock:
+            out = self._out
+            out.n = 0
+            json.dump(obj, out)
+            out.n -= 1  # the closing brace
+            out.write((', "seq": %d, "ts": %d}' if out.n > 1 else '"seq": %d, "ts": %d}')
+                      % (seq, self.hal.time()))
+            payload = memoryview(out.buf)[:out.n]
+            self.log.debug("out", "%s seq %d", topic, seq)
+            c = self.client
+            if self.outbox is None and c.connected and not c.pending:
+                await c.enqueue(topic, payload, True)  # kept by the client until PUBACK
+                return
+            ob = self.outbox
+            if ob is None:
+                try:
+                    from gw import outbox
+
+                    ob = outbox.open_for(self)
+                except MemoryError:  # no room for the outbox now: this state is lost
+                    self.log.error("out", "no memory for the outbox: seq %d lost", seq)
+                    return
+            ob.put(topic, payload, True)
 
     async def _publish_json(self, topic, obj, retain=False):
         """Publish ``obj`` as JSON (the same text as json.dumps) from the shared buffer."""
@@ -397,6 +496,7 @@ class Gateway:
             "free_heap": gc.mem_free(),
             "restarts": self.sup.stats(),
             "mqtt": self.client.stats,
+            "outbox": self._obs,
             "meters": meters,
             "devices": self._dev_stats(),
         })

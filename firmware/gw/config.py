@@ -96,7 +96,7 @@ _NETWORK = (
     ("timeout_s", "int", (5, 300), False),
 )
 _OUTBOX = (  # store-and-forward of the meter states (gw/outbox.py)
-    ("ram_bytes", "int", (2048, 16384), False),
+    ("ram_bytes", "int", (1024, 16384), False),
     ("flash_kb", "int", (0, 1024), False),
     ("offline_interval_s", "int", (0, 3600), False),
 )

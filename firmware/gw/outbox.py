@@ -1,14 +1,14 @@
 # gw/outbox.py - store-and-forward of the meter states: a bounded RAM ring spilling to
-# flash, drained in order with QoS 1; per-meter sequence numbers kept across reboots.
+# flash, drained in order (by gw.app, QoS 1).
 # MIT license.
 #
-# Outbox(hal, path, ram_bytes, flash_bytes)
-#   put(topic, payload, retain=True)  append one message (copied; never blocks, never
-#                                     allocates in steady state: the ring is preallocated)
+# Outbox(hal, path, ram_bytes, flash_bytes, stats)
+#   put(topic, payload, retain=True)  append one message (copied into the ring; never
+#                                     blocks; at most one flash write)
 #   peek() -> (topic bytes, payload, retain) | None   the oldest message
 #   pop()                             forget the oldest (after its PUBACK)
 #   flush()                           spill the whole RAM ring to flash (before a reset)
-#   len(outbox), stats, ram_peak
+#   len(outbox), stats (the owner's dict of STAT_KEYS)
 #
 # Order: the flash segments always hold OLDER messages than the ring (the ring spills
 # its oldest records), so the oldest message is the read position of the first segment,
@@ -23,50 +23,35 @@
 # Record: flags (bit 0 retain), topic length, payload length (2 bytes, big endian),
 # topic, payload.  A segment file is records back to back: <path>/<8 digits>.seg.
 #
-# Seq(nvs, key, block): per-meter monotonic numbers that survive reboots without a
-# flash write per message: the NVS holds a limit; numbers are taken below it, and when
-# it is reached it moves up by ``block`` (one NVS write per block).  At boot the counter
-# restarts at the stored limit (the numbers up to it may have been used: they are
-# skipped, never reused) and the limit moves up by one block (one write per boot).
+# The gateway's side (module functions, so that their code costs RAM only while used):
+#   open_for(gw)      an Outbox for gw (its drain task started), gw.outbox set
+#   drain(gw, ob)     the task sending it, oldest first, one QoS 1 message at a time
+#
+# Memory: the gateway creates an Outbox only when a state cannot be sent at once (link
+# down, or a message still unacknowledged) or when segments are left on flash at boot,
+# and drops it (and this module) once drained: online, it costs no RAM.  The ring is
+# allocated then; when that fails (MemoryError) every message goes straight to flash.
+import asyncio
+import gc
+import sys
+
 from gw import store
 
 _HDR = 4
 _SEG_NAME = "%08d.seg"
-
-
-class Seq:
-    def __init__(self, nvs, key, block):
-        self._nvs = nvs
-        self._key = key
-        self.block = block
-        self.n = nvs.get(key, 0)  # the first number of this boot
-        self.limit = self.n
-        self.writes = 0
-        self._reserve()
-
-    def _reserve(self):
-        self.limit = self.n + self.block
-        self._nvs.set(self._key, self.limit)
-        self._nvs.commit()  # raises OSError: the caller decides (it is logged)
-        self.writes += 1
-
-    def next(self):
-        """The next number; persists the next block first when this one is used up."""
-        if self.n >= self.limit:
-            try:
-                self._reserve()
-            except OSError:
-                pass  # NVS unwritable: keep counting; retried at the next number
-        n = self.n
-        self.n = n + 1
-        return n
+# counters, and the current "waiting" messages, "ram_bytes" of ring, "flash_bytes" used
+STAT_KEYS = ("queued", "sent", "dropped", "spilled", "segments", "spill_errors", "too_big",
+             "waiting", "ram_bytes", "flash_bytes")
 
 
 class Outbox:
-    def __init__(self, hal, path, ram_bytes, flash_bytes):
+    def __init__(self, hal, path, ram_bytes, flash_bytes, stats):
         self.hal = hal
         self.path = path
-        self.buf = bytearray(ram_bytes)
+        try:
+            self.buf = bytearray(ram_bytes)
+        except MemoryError:
+            self.buf = bytearray(0)  # every message straight to flash
         self._mv = memoryview(self.buf)
         self.head = self.tail = 0  # live records: buf[head:tail]
         self.nram = 0  # records in the ring
@@ -76,12 +61,26 @@ class Outbox:
         self._rn = 0  # records already read from segs[0]
         self._next = 0
         self._cur = None  # the peeked segment record (bytes), until pop()
-        self.ram_peak = 0
-        self.stats = {"queued": 0, "sent": 0, "dropped": 0, "spilled": 0, "segments": 0,
-                      "spill_errors": 0, "too_big": 0}
+        self.task = None  # the owner's drain task
+        self.stats = stats  # STAT_KEYS -> int, kept by the owner across Outbox objects
+        stats["ram_bytes"] = len(self.buf)
         store.makedirs(path)
         store.clean(path)
         self._load()
+        self._note()
+
+    def _note(self):
+        st = self.stats
+        st["waiting"] = len(self)
+        st["flash_bytes"] = self.flash_used()
+
+    def start(self, gw):
+        self.task = asyncio.create_task(drain(gw, self))
+
+    def close(self):
+        """Forget the ring (empty) and say so in the counters."""
+        self.stats["ram_bytes"] = 0
+        self.buf = self._mv = None
 
     # ------------------------------------------------------------ boot
     def _load(self):
@@ -125,10 +124,21 @@ class Outbox:
         pl = len(payload)
         size = _HDR + tl + pl
         buf = self.buf
-        if size > len(buf) or tl > 255:
+        if tl > 255 or pl > 65535:
             self.stats["too_big"] += 1
             self.stats["dropped"] += 1
             return False
+        if size > len(buf):  # bigger than the ring: a segment of its own, after the ring
+            self.flush()
+            h = bytearray(_HDR)
+            h[0] = 1 if retain else 0
+            h[1] = tl
+            h[2] = pl >> 8
+            h[3] = pl & 0xFF
+            self.stats["queued"] += 1
+            self._keep((h, topic, payload), size, 1)
+            self._note()
+            return True
         while len(buf) - self.tail < size:
             if self.head:
                 self._compact()
@@ -146,9 +156,7 @@ class Outbox:
         self.tail = i + pl
         self.nram += 1
         self.stats["queued"] += 1
-        used = self.tail - self.head
-        if used > self.ram_peak:
-            self.ram_peak = used
+        self._note()
         return True
 
     def _compact(self):
@@ -178,19 +186,24 @@ class Outbox:
         self._cur = None
 
     def _spill(self, want):
-        """Move the oldest ring records (>= want bytes) to a new segment; when the
-        flash cannot take them, older segments go first, then these records."""
+        """Move the oldest ring records (>= want bytes) to a new segment."""
         if self.head == self.tail:
             return
         end, k = self._cut(want)
-        n = end - self.head
+        self._keep(self._mv[self.head:end], end - self.head, k)
+        self.head = end
+        self.nram -= k
+
+    def _keep(self, data, n, k):
+        """Write ``k`` records (``n`` bytes) as the newest segment; when the flash cannot
+        take them the oldest segments go first, then these records (counted)."""
         while True:
             while self.segs and self.flash_used() + n > self.flash_bytes:
                 self._drop_oldest_segment()
             if n > self.flash_bytes:
                 break
             try:
-                store.write(self._name(self._next), self._mv[self.head:end], self.hal)
+                store.write(self._name(self._next), data, self.hal)
             except OSError:
                 self.stats["spill_errors"] += 1
                 if self.segs:
@@ -201,12 +214,8 @@ class Outbox:
             self._next += 1
             self.stats["spilled"] += k
             self.stats["segments"] += 1
-            self.head = end
-            self.nram -= k
             return
-        self.stats["dropped"] += k  # nowhere to keep them: the oldest of the ring go
-        self.head = end
-        self.nram -= k
+        self.stats["dropped"] += k  # nowhere to keep them
 
     def flush(self):
         """Spill the whole ring to flash (before the board resets: RAM is lost)."""
@@ -238,8 +247,10 @@ class Outbox:
         tl = buf[i + 1]
         pl = (buf[i + 2] << 8) | buf[i + 3]
         j = i + _HDR + tl
-        # copies: the ring may move (compaction) while the message is being sent
-        return (bytes(self._mv[i + _HDR:j]), bytes(self._mv[j:j + pl]), buf[i] & 1)
+        # views into the ring, valid until the next put(): encode the packet before
+        # yielding to the other tasks (MQTTClient.enqueue does when it has room)
+        mv = self._mv
+        return (bytes(mv[i + _HDR:j]), mv[j:j + pl], buf[i] & 1)
 
     def pop(self):
         self.stats["sent"] += 1
@@ -255,6 +266,7 @@ class Outbox:
                 self.segs.pop(0)
                 store.remove(self._name(s[0]))
                 self._rd = self._rn = 0
+            self._note()
             return
         if not self.nram:
             return
@@ -264,6 +276,7 @@ class Outbox:
         self.nram -= 1
         if not self.nram:
             self.head = self.tail = 0
+        self.stats["waiting"] -= 1
 
 
 def _scan(data):
@@ -295,3 +308,64 @@ def _read_record(name, offset):
             return h + rest
     except OSError:
         return None
+
+
+def open_for(gw):
+    if gw._obs is None:
+        gw._obs = d = {}
+        for k in STAT_KEYS:
+            d[k] = 0
+    ocfg = gw.cfg["outbox"]
+    path = "%s/%s/outbox" % (gw.hal.data_dir, gw.cfg["device_id"])
+    gw.outbox = ob = Outbox(gw.hal, path, ocfg["ram_bytes"], ocfg["flash_kb"] * 1024, gw._obs)
+    gw.log.info("out", "buffering (%d waiting, ring %d B)", len(ob), len(ob.buf))
+    ob.start(gw)
+    return ob
+
+
+async def drain(gw, ob):
+    """While the outbox is open (a task of its own, not a job: no RAM when online):
+    send it oldest first, one QoS 1 message at a time, each forgotten only after its
+    PUBACK (on a lost link the client resends it with DUP); close it once empty."""
+    c = gw.client
+    try:
+        while True:
+            # only once the client has nothing in flight (older messages) and room:
+            # enqueue() then copies the message into its packet before yielding,
+            # while the ring's views are still valid
+            rec = ob.peek() if c.connected and not c.pending else None
+            if rec is None:
+                if not len(ob):
+                    _close(gw, ob)
+                    return
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                pid = await c.enqueue(rec[0], rec[1], bool(rec[2]))
+            except ValueError as e:  # a record that cannot be sent (bad topic)
+                gw.log.exception("out", "dropped", e)
+                ob.stats["dropped"] += 1
+                ob.pop()
+                continue
+            rec = None
+            while c.in_flight(pid):
+                await asyncio.sleep(0.01 if c.connected else 0.2)
+            ob.pop()
+    except Exception as e:  # noqa: BLE001 - restarted by the gateway's main loop
+        gw.log.exception("out", "drain", e)
+    finally:
+        ob.task = None
+
+
+def _close(gw, ob):
+    """Drained: give its RAM back (ring, this module, gw.store) until the next outage."""
+    ob.close()
+    gw.outbox = None
+    st = ob.stats
+    gw.log.info("out", "drained (%d sent, %d dropped so far)", st["sent"], st["dropped"])
+    pkg = sys.modules.get("gw")
+    for name in ("outbox", "store"):
+        sys.modules.pop("gw." + name, None)
+        if pkg is not None and name in dir(pkg):
+            delattr(pkg, name)
+    gc.collect()

@@ -31,16 +31,22 @@ def _sync(f):
 
 
 def write(path, data, hal=None):
-    """Atomically replace ``path`` by ``data`` (bytes-like).  Raises OSError (e.g.
-    ENOSPC); then ``path`` is unchanged and no .tmp file is left behind."""
+    """Atomically replace ``path`` by ``data`` (bytes-like, or a tuple of them written
+    one after the other).  Raises OSError (e.g. ENOSPC); then ``path`` is unchanged and
+    no .tmp file is left behind."""
+    parts = data if isinstance(data, tuple) else (data,)
     if hal is not None:
-        hal.fs_check(path, len(data))
+        n = 0
+        for d in parts:
+            n += len(d)
+        hal.fs_check(path, n)
     tmp = path + ".tmp"
     try:
         with open(tmp, "wb") as f:
-            n = f.write(data)
-            if n is not None and n != len(data):
-                raise OSError(ENOSPC)
+            for d in parts:
+                n = f.write(d)
+                if n is not None and n != len(d):
+                    raise OSError(ENOSPC)
             _sync(f)
         os.rename(tmp, path)
     except OSError:

@@ -8,7 +8,8 @@ Normalisation (:func:`normalise`), applied to the messages a subscriber to
   part of the run: dropped;
 * volatile topics (``<base>/<device>/stats``) are dropped, and so are volatile keys at
   any depth of a JSON payload (``free_heap``, ``uptime_s``, ``version``,
-  ``sw_version``: they change with the build, the heap or the clock, not with the input);
+  ``sw_version``, the states' ``seq`` and ``ts``: they change with the build, the heap,
+  the clock or the board's earlier runs, not with the input);
 * no timestamps, no packet ids, no QoS, no retain flag (a 3.1.1 subscriber cannot see
   it on live messages): a message is ``(topic, payload)``, the payload parsed as JSON
   when it is JSON (compared as data, printed with sorted keys), else text (else hex);
@@ -27,7 +28,8 @@ import json
 
 FORMAT = "passerelle-golden"
 VERSION = 1
-VOLATILE_KEYS = frozenset(("free_heap", "uptime_s", "uptime", "version", "sw_version"))
+VOLATILE_KEYS = frozenset(("free_heap", "uptime_s", "uptime", "version", "sw_version",
+                           "seq", "ts"))
 VOLATILE_TOPIC_SUFFIXES = ("/stats",)
 SUBSCRIPTIONS = ("passerelle/#", "homeassistant/#")
 

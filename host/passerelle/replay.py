@@ -105,7 +105,18 @@ class Result:
                                   if not golden.volatile_topic(t)]
 
     def states(self, topic_suffix="/state"):
-        """Every state JSON received (topic, dict), in order."""
+        """Every state JSON received (topic, dict), in order, without the gateway's
+        delivery stamps "seq" and "ts" (what the meter said; stamped(): with them)."""
+        out = []
+        for t, d in self.stamped(topic_suffix):
+            d = dict(d)
+            d.pop("seq", None)
+            d.pop("ts", None)
+            out.append((t, d))
+        return out
+
+    def stamped(self, topic_suffix="/state"):
+        """Every state JSON received (topic, dict), in order, as published."""
         out = []
         for m in self.messages:
             if m[0].endswith(topic_suffix) and not m[3]:

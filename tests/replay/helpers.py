@@ -56,6 +56,19 @@ def model(rec, channel="tic", speed=SPEED, cfg=None):
     return tic_model(rec, channel, speed, cfg)
 
 
+def unstamped(payload):
+    """A state payload without the gateway's delivery stamps "seq" and "ts" (JSON text
+    with sorted keys, so that equal states compare equal)."""
+    try:
+        d = json.loads(payload)
+    except ValueError:
+        return payload
+    if isinstance(d, dict):
+        d.pop("seq", None)
+        d.pop("ts", None)
+    return json.dumps(d, sort_keys=True)
+
+
 def collapse(states):
     out = []
     for s in states:

@@ -19,7 +19,7 @@ from passerelle import golden, recording
 from tests.replay.helpers import (BOARD, CAPTURES, GOLDEN, RECORDING_SPEED, RECORDINGS, SPEED,
                                   UPDATE, capture_names,
                                   capture_recording, collapse, energy_labels, lockstep, model,
-                                  recording_names, run_replay)
+                                  recording_names, run_replay, unstamped)
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
 
@@ -28,7 +28,8 @@ def _check(rec, name, mosquitto, board_root, speed=SPEED):
     want, frames, waits, stats = model(rec, speed=speed)
     topic = "passerelle/replay/tic/state"
     res = run_replay(rec, mosquitto, board_root, speed=speed, gate=lockstep(waits, topic),
-                     until=lambda msgs: len(collapse([m[1] for m in msgs if m[0] == topic and not m[3]]))
+                     until=lambda msgs: len(collapse([unstamped(m[1]) for m in msgs
+                                                      if m[0] == topic and not m[3]]))
                      >= len(want), settle_s=0.3)
     log = "\n".join(res.lines[-60:])
     assert res.online, log

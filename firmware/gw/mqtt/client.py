@@ -361,8 +361,12 @@ class MQTTClient:
                     await link.send(encode.PINGREQ, self.write_timeout_ms)
             await self._resend_overdue(link, gen, now)
             self._slot.set()                # lets _make_room() check its deadline
+            wait = tick
+            if ka:                          # wake up at the keepalive deadline itself
+                left = ka + (ka >> 1) - ticks_diff(ticks_ms(), link.last_rx) + 1
+                wait = 10 if left < 10 else (left if left < tick else tick)
             try:
-                await asyncio.wait_for(link.down.wait(), tick / 1000)
+                await asyncio.wait_for(link.down.wait(), wait / 1000)
             except asyncio.TimeoutError:
                 pass
 

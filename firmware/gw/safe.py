@@ -1,0 +1,52 @@
+# gw/safe.py - boot-only (imported by gw.app at boot, then dropped): the NVS reset
+# counter that decides safe mode, and each meter's block of seq numbers.  MIT license.
+#
+# Safe mode: consecutive abnormal resets (reset cause watchdog / panic) are counted in
+# the NVS (namespace "g" + device_id, key "resets"); the gateway clears the count after a
+# minute of healthy uptime, so a count of _SAFE_AFTER means as many resets in a row,
+# each within a minute of boot.  Then the gateway starts no driver (meters, relays,
+# heaters, counters, sensors): network, MQTT, the REPL and flashing only.  It says so in
+# its boot report ("safe_mode": true, "abnormal_resets": n) and on the retained topic
+# <base>/<device_id>/safe_mode.  A power cycle or a soft reset (flashing) is not
+# abnormal and starts the count again from 0.
+#
+# Seq: the NVS key "q" + meter id holds a limit; this boot's numbers start there and
+# the limit moves up by one block now (gw.app reserves the next block when a block is
+# used up): numbers are never reused, one NVS write per block and per boot.
+
+_SAFE_AFTER = 3
+_ABNORMAL = ("wdt", "hard", "panic")
+_DRIVERS = ("meters", "relays", "heaters", "counters", "sensors")
+
+
+def boot(gw, block):
+    """Count this boot in the NVS (abnormal reset: +1, else 0), decide safe mode (then
+    no driver is configured), reserve each meter's block of seq numbers: a meter starts
+    at the limit the NVS holds, which moves up by ``block``.  One NVS commit."""
+    n = 0
+    seq = gw._seq = {}
+    try:
+        nvs = gw.hal.nvs(("g" + gw.cfg["device_id"])[:15])
+        old = nvs.get("resets", 0)
+        n = old + 1 if gw.hal.reset_cause() in _ABNORMAL else 0
+        if n != old:
+            nvs.set("resets", n)
+        if n < _SAFE_AFTER:
+            for mcfg in gw.cfg["meters"]:
+                key = "q" + mcfg["id"][:14]
+                k = nvs.get(key, 0)
+                seq[mcfg["id"]] = [k, k + block]
+                nvs.set(key, k + block)
+                gw.log.info("out", "%s: seq from %d", mcfg["id"], k)
+        nvs.commit()
+    except OSError as e:  # NVS unusable: run normally, seq from 0
+        gw.log.exception("gw", "nvs", e)
+    for mcfg in gw.cfg["meters"]:
+        if mcfg["id"] not in seq:
+            seq[mcfg["id"]] = [0, 0]
+    gw._resets = n
+    gw.safe_mode = n >= _SAFE_AFTER
+    if gw.safe_mode:
+        for k in _DRIVERS:
+            if k in gw.cfg:
+                gw.cfg[k] = []
