@@ -257,8 +257,7 @@ class Emulation:
         if self.heapsize:
             args += ["-X", "heapsize=%s" % self.heapsize]
         args.append("main.py")
-        if self.romfs:
-            env["MICROPYPATH"] = ".frozen"   # everything from /rom (main.py mounts it)
+        if self.romfs:   # main.py mounts the image and puts /rom first on sys.path
             argv = romfs_command(self.manifest.image, args)
         else:
             argv = [self.micropython] + args
