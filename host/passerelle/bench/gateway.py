@@ -321,6 +321,10 @@ def _run(broker, heapsize, speed, until, timeout, stats_period_s=5, root=None, a
     """One emulated gateway run; ``until(watcher, emu)`` true ends it.  Returns
     (ok, reason, watcher, emu)."""
     cfg, _ = scenario_config(stats_period_s, min_interval_s=min_interval_s)
+    if root is not None:        # a fresh board flash: no NVS (reset causes, seq), no outbox
+        import shutil
+        Path(root, "nvs.json").unlink(missing_ok=True)
+        shutil.rmtree(Path(root, "data"), ignore_errors=True)
     w = Watcher(broker.host, broker.port)
     emu = BenchEmulation(config=cfg, broker=broker.url, tic_sim="standard", phases=3,
                          tariff="tempo", accel=accel, speed=speed, heapsize=heapsize,
