@@ -36,6 +36,7 @@ import asyncio
 import json
 
 from protocols.compat import const
+from protocols.mqtt.text import valid_utf8
 
 FP_ORDERS = ("confort", "eco", "hors-gel", "arret", "confort-1", "confort-2")
 FP_LEVELS = ((0, 0), (1, 1), (0, 1), (1, 0))  # (pos, neg) of the four steady orders
@@ -230,10 +231,9 @@ class Actuators:
             return self._reject(topic, "unknown_actuator", "no relay or heater \"%s\"" % ident)
         if len(payload) > MAX_CMD:
             return self._reject(topic, "oversize", "%d bytes, at most %d" % (len(payload), MAX_CMD))
-        try:
-            text = str(payload, "utf-8")
-        except UnicodeError:
-            return self._reject(topic, "not_utf8", "payload is not UTF-8")
+        if not valid_utf8(payload, 0, len(payload)):  # strict: MicroPython's str() takes
+            return self._reject(topic, "not_utf8", "payload is not UTF-8")  # 0xF5.. leads
+        text = str(payload, "utf-8")
         if len(text) != len(payload):  # non-ASCII: CPython's strip/upper/float take
             return self._reject(topic, "unknown_value", "commands are ASCII")  # U+00A0...
         it = self.items[i]
