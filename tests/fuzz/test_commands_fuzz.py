@@ -27,6 +27,7 @@ def _states(after):
 @example(b"eco\xe3\x80\x80", "salon", False)        # U+3000
 @example(b"PULSE \xd9\xa1\xd9\xa2", "pump", False)  # Arabic-Indic digits: CPython's float()
 @example(b"ON" + b" " * 70, "boiler", False)
+@example(b"ON\x00\xf5\x80\x80\x80", "boiler", False)   # > U+10FFFF: not UTF-8
 def test_hostile_payload_switches_nothing_and_reports_one_error(payload, ident, retained):
     res = run([(ident, payload, retained, 1000)])
     before = run([])["after"]
@@ -67,6 +68,7 @@ def test_valid_payload_switches_without_error(payload):
 @example([("boiler", b"ON\xc2\xa0", False, 1)])
 @example([("salon", b"eco\xc2\xa0", False, 1)])
 @example([("pump", b"PULSE \xd9\xa1", False, 1)])
+@example([("boiler", b"ON\x00\xf5\x80\x80\x80", False, 0)])  # MicroPython's str() took it
 def test_commands_identical_on_micropython(mpw, cmds):
     args = [[i, bytes(p).hex(), r, t] for i, p, r, t in cmds]
     mp, py = mpw.compare("commands", args)
