@@ -139,19 +139,29 @@ def test_the_device_reads_the_config_flash_writes(mpw, scratch, cfg, sec, board)
 @example(b'{"a": 1} x')
 @example(b'{"a": 1,}')
 @example(b"[1, 2")
+@example(b'{"name": "\xc0\x80"}')
+@example(b'{"name": "\xed\xa0\x80"}')
 def test_config_read_json_identical(mpw, scratch, text):
-    """Identical for every file CPython reads as JSON, with two known MicroPython json
-    differences allowed: it is lenient (trailing or missing commas, missing colons,
-    leading zeros are accepted: a file the host's check-config refuses may load on the
-    device, a harmless direction), and it decodes a surrogate pair escape
-    (\\ud83c\\udfe0, a character beyond U+FFFF written by an ASCII-only JSON writer) as two
-    invalid characters (passerelle flash writes UTF-8 for that reason)."""
+    """Identical for every file CPython reads as JSON.  Three known MicroPython
+    differences are allowed, each in the direction "the device reads a file the host
+    refuses" (the host's check-config and flash refuse it first):
+    - its json is lenient: trailing or missing commas, missing colons, leading zeros;
+    - its UTF-8 decoder takes ill-formed text (overlong forms such as C0 80, surrogates,
+      code points beyond U+10FFFF) that CPython refuses as not UTF-8;
+    - it decodes a surrogate pair escape (a character beyond U+FFFF written by an
+      ASCII-only JSON writer) as two invalid characters (passerelle flash writes UTF-8)."""
     p = scratch / "config.json"
     p.write_bytes(text)
     mp, py = mpw.compare("read_json", str(p))
     assert "exc" not in py and "exc" not in mp, (mp, py)
     if py["ok"][1] is not None and mp["ok"][1] is None:
-        return                                      # lenient MicroPython json
+        try:
+            text.decode("utf-8")
+        except UnicodeError:
+            assert py["ok"][1].endswith("invalid JSON (not UTF-8)")
+            return                                  # MicroPython's lax UTF-8 decoder
+        assert py["ok"][1].endswith("invalid JSON")
+        return                                      # MicroPython's lenient json
     if re.search(rb"\\u[dD][89abAB]", text):
         return                                      # surrogate pair escapes
     assert mp == py
