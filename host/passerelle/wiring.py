@@ -252,4 +252,23 @@ def check(project_root, cfg, secrets=None, board=None):
         merged = dict(normalized)
         merged.update(extra)
         werr, warnings = wiring(merged, board or {}, errors)
-    return Report(normalized, errors + werr, warnings)
+    return Report(normalized, _superseded(errors, werr) + werr, warnings)
+
+
+def _superseded(errors, werr):
+    """The schema's short pin messages (the device's own check) that a wiring message
+    says better, with the free pins, for the same key: dropped, so each problem is
+    reported once."""
+    better = []
+    for w in werr:
+        path = w.split(":", 1)[0]
+        for kind in ("input-only", "not available", "does not exist"):
+            if kind in w:
+                better.append((path, "input-only" if kind == "input-only" else "exist"))
+    out = []
+    for e in errors:
+        path = e.split(":", 1)[0]
+        kind = "input-only" if "input-only" in e else "exist" if "does not exist" in e else None
+        if kind is None or (path, kind) not in better:
+            out.append(e)
+    return out

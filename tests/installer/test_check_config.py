@@ -63,7 +63,7 @@ def test_input_only_pin_as_output_is_an_error(board):
         msg = [e for e in errors if "input-only" in e]
         assert msg and msg[0].startswith("relays[0].pin: relay 'boiler' uses GPIO%d as an output, "
                                          "which is input-only on %s; free output pins: " % (gpio, b["product"]))
-        assert "relays: unknown key" in " ".join(errors)           # the schema does not know relays yet
+        assert len(msg) == 1, errors                 # the device's own check is not repeated
         # an input-only pin is fine for a TIC RX
         errors, _ = run(cfg_for(b, rx_pin=gpio), board)
         assert errors == []
