@@ -54,6 +54,19 @@ def micropython():
     return exe
 
 
+@pytest.fixture(scope="session")
+def mpw(micropython):
+    """One MicroPython unix-port worker (passerelle.mpworker) for the whole session: the
+    differential tests evaluate their inputs there and on CPython (passerelle/mpeval.py)."""
+    from passerelle.mpworker import MicroPythonWorker
+    w = MicroPythonWorker(micropython, ROOT, timeout=20.0)
+    try:
+        w.start()
+        yield w
+    finally:
+        w.close()
+
+
 def micropython_env(extra_paths=(), env=None):
     e = dict(os.environ)
     e["MICROPYPATH"] = os.pathsep.join([str(p) for p in extra_paths] + [str(ROOT / "firmware"), str(ROOT), ".frozen"])

@@ -3,11 +3,11 @@ tests (one MicroPython worker per session) and the MQTT client against a hostile
 
 Budgets: each test states its CI-sized example count with ``budget(n)``; under
 ``make fuzz`` (HYPOTHESIS_PROFILE=fuzz) the fuzz profile's count applies instead (or
-``budget(n, fuzz=m)`` for the slow ones), with the example database."""
+``budget(n, fuzz=m)`` for the slow ones), with the example database.  The MicroPython
+worker (fixture ``mpw``) is tests/conftest.py's, shared with tests/protocols."""
 
 import pytest
 
-from passerelle.mpworker import MicroPythonWorker
 from tests.fuzz.fuzzutil import FUZZ
 
 
@@ -17,17 +17,6 @@ def pytest_collection_modifyitems(items):
         for item in items:
             if "tests/fuzz/" in str(item.fspath).replace("\\", "/"):
                 item.add_marker(pytest.mark.timeout(3600))
-
-
-@pytest.fixture(scope="session")
-def mpw(micropython, project_root):
-    """One MicroPython unix-port worker (passerelle.mpworker) for the whole session."""
-    w = MicroPythonWorker(micropython, project_root, timeout=20.0)
-    try:
-        w.start()
-        yield w
-    finally:
-        w.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,10 @@
-"""TIC fixtures: VERIFICATION.txt numbers, the persistent MicroPython
-differential worker (one process per test session).  Helpers live in
+"""TIC fixtures: VERIFICATION.txt numbers, TIC decoding on the session's MicroPython
+worker (tests/conftest.py ``mpw``, passerelle.mpworker).  Helpers live in
 tic_helpers.py."""
 
 import pytest
 
-from tests.protocols.tic_helpers import MicroPythonWorker, parse_verification
+from tests.protocols.tic_helpers import TicOnMicroPython, parse_verification
 
 
 @pytest.fixture(scope="session")
@@ -13,9 +13,5 @@ def verification(captures_dir):
 
 
 @pytest.fixture(scope="session")
-def mp_worker(micropython, project_root):
-    w = MicroPythonWorker(micropython, project_root)
-    try:
-        yield w
-    finally:
-        w.close()
+def mp_worker(mpw):
+    return TicOnMicroPython(mpw)

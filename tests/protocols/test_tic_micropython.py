@@ -7,8 +7,7 @@ from hypothesis import given, strategies as st
 
 from protocols.tic import AUTO, HISTORIC, STANDARD, TicDecoder
 
-from tests.protocols import tic_worker
-from tests.protocols.tic_helpers import capture_files, load_fragments, read_capture
+from tests.protocols.tic_helpers import capture_files, load_fragments, read_capture, tic_reference
 from passerelle.strategies.tic import streams
 
 
@@ -17,14 +16,14 @@ def test_captures_identical_on_micropython(mp_worker, captures_dir, name):
     data = read_capture(captures_dir, name)
     for mode in (AUTO, HISTORIC, STANDARD):
         for chunk in ((0, 1, 7, 64) if mode == AUTO else (0,)):
-            expect = tic_worker.run(mode, chunk, data)
+            expect = tic_reference(mode, chunk, data)
             assert mp_worker.run(mode, chunk, data) == expect, (mode, chunk)
 
 
 def test_fragments_identical_on_micropython(mp_worker, captures_dir):
     for frag in load_fragments(captures_dir):
         for data in (b"\n" + frag["bytes"] + b"\r", b"\x02\n" + frag["bytes"] + b"\r\x03"):
-            assert mp_worker.run(AUTO, 0, data) == tic_worker.run(AUTO, 0, data)
+            assert mp_worker.run(AUTO, 0, data) == tic_reference(AUTO, 0, data)
 
 
 def test_non_ascii_bytes_identical_on_micropython(mp_worker):
@@ -33,19 +32,19 @@ def test_non_ascii_bytes_identical_on_micropython(mp_worker):
     for body in (b"OPTARIF BA\xc3\xa9", b"OPTARIF BAS\xff", b"NGTF\t\xc3\xa9AB\t", b"\xc3\xa9DCO 0123"):
         ck = bytes([(sum(body if body[-1:] == b"\t" else body) & 0x3F) + 0x20])
         data = b"\x02\n" + body + (b"" if body[-1:] == b"\t" else b" ") + ck + b"\r\x03"
-        assert mp_worker.run(AUTO, 0, data) == tic_worker.run(AUTO, 0, data)
+        assert mp_worker.run(AUTO, 0, data) == tic_reference(AUTO, 0, data)
 
 
 @pytest.mark.timeout(1800)   # the fuzz profile runs 20000 examples
 @given(streams(), st.sampled_from((0, 1, 5, 33)), st.sampled_from((AUTO, HISTORIC, STANDARD)))
 def test_generated_streams_identical_on_micropython(mp_worker, data, chunk, mode):
-    assert mp_worker.run(mode, chunk, data) == tic_worker.run(mode, chunk, data)
+    assert mp_worker.run(mode, chunk, data) == tic_reference(mode, chunk, data)
 
 
 @pytest.mark.timeout(1800)   # the fuzz profile runs 20000 examples
 @given(st.binary(max_size=600))
 def test_random_bytes_identical_on_micropython(mp_worker, data):
-    assert mp_worker.run(AUTO, 3, data) == tic_worker.run(AUTO, 3, data)
+    assert mp_worker.run(AUTO, 3, data) == tic_reference(AUTO, 3, data)
 
 
 def test_captures_decode_in_a_small_heap(run_micropython, captures_dir):

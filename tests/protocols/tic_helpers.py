@@ -3,9 +3,7 @@ package, and a package named ``protocols`` here would shadow the real one)."""
 
 import ast
 import importlib.util
-import os
 import re
-import subprocess
 from pathlib import Path
 
 from protocols.tic import AUTO, TicDecoder
@@ -78,28 +76,18 @@ def parse_verification(path):
     return out
 
 
-class MicroPythonWorker:
-    """``micropython tests/protocols/tic_worker.py`` kept alive; ``run(mode, chunk,
-    data)`` returns the same string as ``tic_worker.run`` would on CPython."""
+def tic_reference(mode, chunk, data):
+    """What passerelle/mpeval.py's TIC evaluation gives on CPython for ``data`` fed in
+    slices of ``chunk`` bytes (0: at once): frames (groups sorted) and counters."""
+    from passerelle.mpworker import MicroPythonWorker
+    return MicroPythonWorker.reference("tic", mode, [chunk] if chunk else [], data.hex())
 
-    def __init__(self, exe, root):
-        env = dict(os.environ)
-        env["MICROPYPATH"] = os.pathsep.join([str(HERE), str(root)])
-        self.proc = subprocess.Popen([exe, str(HERE / "tic_worker.py")],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     env=env, text=True, bufsize=1)
+
+class TicOnMicroPython:
+    """The same evaluation on the session's MicroPython worker (passerelle.mpworker)."""
+
+    def __init__(self, worker):
+        self.worker = worker
 
     def run(self, mode, chunk, data):
-        self.proc.stdin.write("%d %d %s\n" % (mode, chunk, data.hex()))
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("micropython worker died (exit %s)" % self.proc.poll())
-        return line.rstrip("\n")
-
-    def close(self):
-        try:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=10)
-        except Exception:
-            self.proc.kill()
+        return self.worker.call("tic", mode, [chunk] if chunk else [], data.hex())
