@@ -21,8 +21,6 @@ changes the indexes and hence the state.
 
 import json
 import re
-import socket
-import struct
 import threading
 import time
 from pathlib import Path
@@ -33,6 +31,7 @@ from passerelle.sim.linky import LinkySim
 from passerelle.tic_server import TicServer
 
 DEVICE = "bench1"
+RELAY_PIN = 12          # r1's GPIO in the scenario
 BASE = "passerelle/" + DEVICE
 FRAME_S = 1214 * 10 / 9600.0 + 0.025     # one standard three-phase frame on the wire
 _ERR = re.compile(r"MemoryError|PASSERELLE CRASH|Traceback|board reset")
@@ -47,110 +46,9 @@ def firmware_features(root=None):
             "modbus_meters": (gw / "drivers" / "modbus_bus.py").is_file() or "modbus" in app}
 
 
-# Two Modbus meters on one RS-485 link (emulated UART 2): (id, model, address, readings)
-MODBUS_METERS = (
-    ("pac", "sdm630", 1, {"voltage_l1": 230.1, "voltage_l2": 231.2, "voltage_l3": 229.8,
-                          "current_l1": 4.25, "current_l2": 1.5, "current_l3": 0.75,
-                          "power_l1": 950.5, "power_l2": 330.0, "power_l3": 160.2,
-                          "power": 1440.7, "apparent_power": 1500.0, "reactive_power": -120.5,
-                          "power_factor": 0.96, "frequency": 50.02, "energy_import": 12345678,
-                          "energy_export": 4321, "current_n": 0.125, "energy_total": 12349999}),
-    ("pv", "sdm120", 2, {"voltage": 232.4, "current": 6.5, "power": -1480.0,
-                         "apparent_power": 1510.0, "reactive_power": 30.0, "power_factor": -0.98,
-                         "frequency": 49.98, "energy_import": 12, "energy_export": 2345678,
-                         "energy_total": 2345690}),
-)
-
-
-def modbus_registers(model, readings, size=0x160):
-    """Input registers of a ``model`` meter showing ``readings`` (published units)."""
-    from protocols.modbus import maps
-    from protocols.modbus.values import F32, S16, S32_SW
-    regs = [0] * size
-    for key, reg, t, scale, _dec, _kind in maps.entries(maps.model(model)):
-        if key not in readings:
-            continue
-        raw = readings[key] / scale
-        if t == F32:
-            regs[reg:reg + 2] = list(struct.unpack(">HH", struct.pack(">f", raw)))
-        elif t == S16:
-            regs[reg] = int(round(raw)) & 0xFFFF
-        elif t == S32_SW:
-            v = int(round(raw)) & 0xFFFFFFFF
-            regs[reg:reg + 2] = [v & 0xFFFF, v >> 16]
-    return regs
-
-
-class ModbusSlaves:
-    """The meters' end of an emulated RS-485 link: a loopback TCP server (hal.unix's UART
-    connects to it) answering Modbus RTU read requests (functions 3 and 4) for the slave
-    addresses it has; CRC from protocols.modbus.rtu.  One client at a time."""
-
-    def __init__(self, meters):
-        self.regs = {a: modbus_registers(m, r) for _, m, a, r in meters}
-        self.stats = {"requests": 0, "answers": 0}
-        self._sock = socket.socket()
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(2)
-        self._sock.settimeout(0.2)
-        self.port = self._sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._serve, name="modbus-slaves", daemon=True)
-
-    def start(self):
-        self._t.start()
-        return self
-
-    def stop(self, timeout=5.0):
-        self._stop.set()
-        self._t.join(timeout)
-        self._sock.close()
-
-    def _answer(self, req):
-        from protocols.modbus.rtu import crc16
-        addr, fn, reg, cnt = req[0], req[1], (req[2] << 8) | req[3], (req[4] << 8) | req[5]
-        regs = self.regs.get(addr)
-        if regs is None or fn not in (3, 4) or reg + cnt > len(regs):
-            return None
-        out = bytearray([addr, fn, 2 * cnt])
-        for v in regs[reg:reg + cnt]:
-            out += bytes([v >> 8, v & 0xFF])
-        c = crc16(out)
-        out += bytes([c & 0xFF, c >> 8])
-        return bytes(out)
-
-    def _serve(self):
-        from protocols.modbus.rtu import crc16
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                continue
-            conn.settimeout(0.2)
-            buf = b""
-            with conn:
-                while not self._stop.is_set():
-                    try:
-                        data = conn.recv(256)
-                    except socket.timeout:
-                        buf = b""           # a silence ends a frame
-                        continue
-                    except OSError:
-                        break
-                    if not data:
-                        break
-                    buf += data
-                    while len(buf) >= 8:
-                        if crc16(buf, 0, 8) != 0:
-                            buf = buf[1:]   # resync
-                            continue
-                        req, buf = buf[:8], buf[8:]
-                        self.stats["requests"] += 1
-                        ans = self._answer(req)
-                        if ans:
-                            conn.sendall(ans)
-                            self.stats["answers"] += 1
+# Two Modbus meters on one RS-485 link (emulated UART 2, served by passerelle.emulate with
+# passerelle.sim.modbus): (id, model, slave address)
+MODBUS_METERS = (("pac", "sdm630", 1), ("pv", "sdm120", 2))
 
 
 def scenario_config(stats_period_s=5, relays=True, modbus=True, min_interval_s=0):
@@ -166,7 +64,7 @@ def scenario_config(stats_period_s=5, relays=True, modbus=True, min_interval_s=0
         mb = dict(cfg, meters=cfg["meters"] + [
             {"id": mid, "type": "modbus", "model": model, "uart": 2, "address": addr,
              "baudrate": 9600, "de_pin": 4, "period_s": 1, "timeout_ms": 250}
-            for mid, model, addr, _ in MODBUS_METERS])
+            for mid, model, addr in MODBUS_METERS])
         if not validate_config(project_root(), mb, {}):
             cfg = mb
         else:
@@ -232,20 +130,20 @@ class TimedTicServer(TicServer):
 
 
 class BenchEmulation(Emulation):
-    """Emulation whose TIC servers are :class:`TimedTicServer`."""
+    """Emulation whose TIC servers are :class:`TimedTicServer` (the Modbus links and the
+    I/O server are passerelle.emulate's own)."""
 
     def _start_servers(self):
-        mb = [m for m in (self.config or {}).get("meters", []) if m.get("type") == "modbus"]
+        mb = {str(m.get("uart", 2)) for m in (self.config or {}).get("meters", [])
+              if m.get("type") == "modbus"}
         for i, (meter_id, uart) in enumerate(self.meter_uarts()):
-            if uart in self.servers:
-                continue
-            if any(str(m.get("uart")) == uart for m in mb):
-                self.servers[uart] = ModbusSlaves(MODBUS_METERS).start()
+            if uart in self.servers or uart in mb:
                 continue
             sim = LinkySim(mode=self.tic_sim, phases=self.phases, tariff=self.tariff,
                            seed=self.seed + i, noise=self.noise, accel=self.accel)
             self.servers[uart] = TimedTicServer(sim.stream(), sim.line_rate(), self.speed,
                                                 name=meter_id).start()
+        super()._start_servers()
 
 
 class Watcher:
@@ -286,19 +184,30 @@ class Watcher:
             except ValueError:
                 pass
 
-    def command(self, value, timeout=2.0):
-        """Publish ``value`` to <base>/r1/set (QoS 1); ms until the r1 state echoes it."""
+    def command(self, value, timeout=2.0, io=None, pin=None):
+        """Publish ``value`` to <base>/r1/set (QoS 1); (ms until the r1 state echoes it,
+        ms until the board reported the pin's new level to the I/O server ``io``), each
+        None when it did not come within ``timeout``."""
         self.echo_ev.clear()
         t0 = time.monotonic()
         self.client.publish(BASE + "/r1/set", value, qos=1)
         end = t0 + timeout
+        echo = None
         while time.monotonic() < end:
             if self.echo_ev.wait(max(0.0, end - time.monotonic())):
                 self.echo_ev.clear()
                 e = self.echo
                 if e and e[1] == value.encode():
-                    return (e[0] - t0) * 1000.0
-        return None
+                    echo = (e[0] - t0) * 1000.0
+                    break
+        level = 1 if value == "ON" else 0
+        pin_ms = None
+        if io is not None:
+            for t, g, v in list(io.history):
+                if t >= t0 and g == pin and v == level:
+                    pin_ms = (t - t0) * 1000.0
+                    break
+        return echo, pin_ms
 
     def all_meters(self, cfg):
         """Every configured meter has published a state."""
@@ -438,8 +347,8 @@ def _pct(xs, p):
 def e2e(broker, samples=60, speed=4.0, heapsize="144K", commands=None, log=print):
     """Frame ETX -> state on the subscriber, p50/p99 in ms, over ``samples`` states; then,
     when the firmware drives relays, ``commands`` (default ``samples``) relay commands
-    ON/OFF on <base>/r1/set -> the r1 state echo on the subscriber (the echo is published
-    after the pin is written; the pin itself is not observed from the host here)."""
+    ON/OFF on <base>/r1/set -> the r1 state echo on the subscriber, and -> the pin's new
+    level as the board reports it to the emulator's I/O server (passerelle.emu_io)."""
     holder = {"cmd": []}
     relays = firmware_features()["relays_driven"] and "relays" in scenario_config()[0]
     commands = samples if commands is None else commands
@@ -449,11 +358,13 @@ def e2e(broker, samples=60, speed=4.0, heapsize="144K", commands=None, log=print
         if len(w.states) < samples + 3:
             return False
         if relays and not holder["cmd"]:
+            io = getattr(e, "io", None)
             w.command("OFF")                          # known start state; retained echo seen
             for i in range(commands + 5):
-                ms = w.command("ON" if i % 2 == 0 else "OFF")
+                ms, pin_ms = w.command("ON" if i % 2 == 0 else "OFF", io=io, pin=RELAY_PIN)
                 if i >= 5:                            # the first few warm up
                     holder["cmd"].append(ms)
+                    holder.setdefault("pin", []).append(pin_ms)
         return True
 
     timeout = (samples + 10) * FRAME_S / speed * 2 + 20
@@ -478,5 +389,9 @@ def e2e(broker, samples=60, speed=4.0, heapsize="144K", commands=None, log=print
     out["command_missed"] = len(holder["cmd"]) - len(cmd)
     out["command_to_echo_p50_ms"] = round(_pct(cmd, 50), 3) if cmd else None
     out["command_to_echo_p99_ms"] = round(_pct(cmd, 99), 3) if cmd else None
+    pins = [x for x in holder.get("pin", []) if x is not None]
+    out["command_to_pin_p50_ms"] = round(_pct(pins, 50), 3) if pins else None
+    out["command_to_pin_p99_ms"] = round(_pct(pins, 99), 3) if pins else None
+    out["command_to_pin_samples"] = len(pins)
     log("  e2e: %s" % out)
     return out
