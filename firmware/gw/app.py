@@ -47,7 +47,7 @@ _GC_EVERY = const(4096)  # bytes allocated between two collections (see run())
 _OUT_SIZE = const(1536)  # JSON output buffer: the biggest real state is ~1.1 KB; grows if needed
 _SAFE_CLEAR_MS = const(60000)
 _SEQ_BLOCK = const(1024)  # seq numbers per NVS write (see firmware/README.md wear budget)
-_BACKOFF_MAX_MS = const(4000)  # reconnect delay cap: back within 5 s of the broker
+_BACKOFF_MAX_MS = const(3000)  # reconnect delay cap (1.5-3 s with jitter): back within 5 s
 
 
 def _unload(name):
@@ -130,6 +130,20 @@ class Gateway:
     # ------------------------------------------------------------------ run
     async def run(self):
         """Run forever; returns False immediately when the config is invalid."""
+        try:
+            return await self._run()
+        except Exception:
+            # out of the gateway: main.py resets the board; the next boot counts it as
+            # an abnormal reset (gw.safe), so that a crash loop ends in safe mode
+            try:
+                nvs = self.hal.nvs(("g" + self.cfg["device_id"])[:15])
+                nvs.set("crashed", 1)
+                nvs.commit()
+            except OSError:
+                pass
+            raise
+
+    async def _run(self):
         if not self.errors:
             from gw import safe  # boot-only: NVS reset counter, safe mode, seq blocks
 

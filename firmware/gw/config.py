@@ -38,7 +38,7 @@ DEFAULTS = (
         ("offline_reset_s", 900),
     )),
     ("outbox", (
-        ("ram_bytes", 4096),
+        ("ram_bytes", 2048),
         ("flash_kb", 64),
         ("offline_interval_s", 60),
     )),

@@ -5,8 +5,8 @@
 # Outbox(hal, path, ram_bytes, flash_bytes, stats)
 #   put(topic, payload, retain=True)  append one message (copied into the ring; never
 #                                     blocks; at most one flash write)
-#   peek() -> (topic bytes, payload, retain) | None   the oldest message
-#   pop()                             forget the oldest (after its PUBACK)
+#   peek() -> (topic bytes, payload, retain) | None   the oldest message, number first
+#   pop(first)                        forget it (after its PUBACK)
 #   flush()                           spill the whole RAM ring to flash (before a reset)
 #   len(outbox), stats (the owner's dict of STAT_KEYS)
 #
@@ -39,9 +39,11 @@ from gw import store
 
 _HDR = 4
 _SEG_NAME = "%08d.seg"
-# counters, and the current "waiting" messages, "ram_bytes" of ring, "flash_bytes" used
+# counters; "waiting" messages, "ram_bytes" of ring and "flash_bytes" used now;
+# "ram_peak": the most ring bytes ever in use; "oom_retries": sends retried after a
+# MemoryError (the packet did not find a block in a busy heap)
 STAT_KEYS = ("queued", "sent", "dropped", "spilled", "segments", "spill_errors", "too_big",
-             "waiting", "ram_bytes", "flash_bytes")
+             "waiting", "ram_bytes", "flash_bytes", "ram_peak", "oom_retries")
 
 
 class Outbox:
@@ -61,6 +63,7 @@ class Outbox:
         self._rn = 0  # records already read from segs[0]
         self._next = 0
         self._cur = None  # the peeked segment record (bytes), until pop()
+        self.first = 0  # number of the oldest message: +1 for each one sent or dropped
         self.task = None  # the owner's drain task
         self.stats = stats  # STAT_KEYS -> int, kept by the owner across Outbox objects
         stats["ram_bytes"] = len(self.buf)
@@ -93,8 +96,7 @@ class Outbox:
                     pass
         nums.sort()
         for num in nums:
-            data = store.read(self._name(num))
-            nb, nr = _scan(data)
+            nb, nr = _scan(self._name(num))
             if nr:
                 self.segs.append([num, nb, nr])
             else:
@@ -136,7 +138,8 @@ class Outbox:
             h[2] = pl >> 8
             h[3] = pl & 0xFF
             self.stats["queued"] += 1
-            self._keep((h, topic, payload), size, 1)
+            if not self._keep((h, topic, payload), size, 1):
+                self.stats["dropped"] += 1
             self._note()
             return True
         while len(buf) - self.tail < size:
@@ -155,7 +158,10 @@ class Outbox:
         self._mv[i:i + pl] = payload
         self.tail = i + pl
         self.nram += 1
-        self.stats["queued"] += 1
+        st = self.stats
+        st["queued"] += 1
+        if self.tail - self.head > st["ram_peak"]:
+            st["ram_peak"] = self.tail - self.head
         self._note()
         return True
 
@@ -182,6 +188,7 @@ class Outbox:
         s = self.segs.pop(0)
         store.remove(self._name(s[0]))
         self.stats["dropped"] += s[2] - self._rn
+        self.first += s[2] - self._rn
         self._rd = self._rn = 0
         self._cur = None
 
@@ -190,13 +197,15 @@ class Outbox:
         if self.head == self.tail:
             return
         end, k = self._cut(want)
-        self._keep(self._mv[self.head:end], end - self.head, k)
+        if not self._keep(self._mv[self.head:end], end - self.head, k):
+            self.stats["dropped"] += k  # nowhere to keep them: the oldest go
+            self.first += k
         self.head = end
         self.nram -= k
 
     def _keep(self, data, n, k):
         """Write ``k`` records (``n`` bytes) as the newest segment; when the flash cannot
-        take them the oldest segments go first, then these records (counted)."""
+        take them the oldest segments go first; False: not kept either."""
         while True:
             while self.segs and self.flash_used() + n > self.flash_bytes:
                 self._drop_oldest_segment()
@@ -214,8 +223,8 @@ class Outbox:
             self._next += 1
             self.stats["spilled"] += k
             self.stats["segments"] += 1
-            return
-        self.stats["dropped"] += k  # nowhere to keep them
+            return True
+        return False
 
     def flush(self):
         """Spill the whole ring to flash (before the board resets: RAM is lost)."""
@@ -252,8 +261,16 @@ class Outbox:
         mv = self._mv
         return (bytes(mv[i + _HDR:j]), mv[j:j + pl], buf[i] & 1)
 
-    def pop(self):
+    def pop(self, first=None):
+        """Forget the oldest message, sent.  ``first``: self.first when it was peeked;
+        if the message was dropped meanwhile (flash full), nothing more is removed and
+        it is not counted as lost (it was delivered)."""
         self.stats["sent"] += 1
+        if first is not None and first != self.first:
+            self.stats["dropped"] -= 1
+            self._note()
+            return
+        self.first += 1
         if self.segs:
             rec = self._cur
             if rec is None:
@@ -279,22 +296,30 @@ class Outbox:
         self.stats["waiting"] -= 1
 
 
-def _scan(data):
-    """-> (bytes of whole records, records) of a segment's content."""
-    if not data:
-        return 0, 0
+def _scan(name):
+    """-> (bytes of whole records, records) of a segment file, from its record headers
+    (nothing but a 4-byte header is read at a time)."""
     i = k = 0
-    n = len(data)
-    while i + _HDR <= n:
-        j = i + _HDR + data[i + 1] + ((data[i + 2] << 8) | data[i + 3])
-        if j > n:
-            break
-        i = j
-        k += 1
+    try:
+        n = store.size(name)
+        with open(name, "rb") as f:
+            while i + _HDR <= n:
+                f.seek(i)
+                h = f.read(_HDR)
+                if len(h) < _HDR:
+                    break
+                j = i + _HDR + h[1] + ((h[2] << 8) | h[3])
+                if j > n:
+                    break
+                i = j
+                k += 1
+    except OSError:
+        pass
     return i, k
 
 
 def _read_record(name, offset):
+    """One record of a segment, read into one buffer of its size (one allocation)."""
     try:
         with open(name, "rb") as f:
             f.seek(offset)
@@ -302,10 +327,11 @@ def _read_record(name, offset):
             if len(h) < _HDR:
                 return None
             n = h[1] + ((h[2] << 8) | h[3])
-            rest = f.read(n)
-            if len(rest) < n:
+            rec = bytearray(_HDR + n)
+            rec[0:_HDR] = h
+            if f.readinto(memoryview(rec)[_HDR:]) != n:
                 return None
-            return h + rest
+            return rec
     except OSError:
         return None
 
@@ -328,12 +354,21 @@ async def drain(gw, ob):
     send it oldest first, one QoS 1 message at a time, each forgotten only after its
     PUBACK (on a lost link the client resends it with DUP); close it once empty."""
     c = gw.client
+    meters = gw.meters
     try:
         while True:
-            # only once the client has nothing in flight (older messages) and room:
-            # enqueue() then copies the message into its packet before yielding,
-            # while the ring's views are still valid
-            rec = ob.peek() if c.connected and not c.pending else None
+            # only once the client has nothing in flight (older messages), and once
+            # discovery is announced (entities before their states; and the two never
+            # take the heap at the same time): enqueue() then copies the message into
+            # its packet before yielding, while the ring's views are still valid
+            rec = None
+            if c.connected and not c.pending:
+                for m in meters:
+                    if m.new_keys:
+                        break
+                else:
+                    rec = ob.peek()
+                    first = ob.first
             if rec is None:
                 if not len(ob):
                     _close(gw, ob)
@@ -344,13 +379,20 @@ async def drain(gw, ob):
                 pid = await c.enqueue(rec[0], rec[1], bool(rec[2]))
             except ValueError as e:  # a record that cannot be sent (bad topic)
                 gw.log.exception("out", "dropped", e)
+                ob.pop(first)
+                ob.stats["sent"] -= 1
                 ob.stats["dropped"] += 1
-                ob.pop()
+                continue
+            except MemoryError:  # no block for the packet now (a busy heap): retry
+                rec = None
+                ob.stats["oom_retries"] += 1
+                gc.collect()
+                await asyncio.sleep(0.2)
                 continue
             rec = None
             while c.in_flight(pid):
                 await asyncio.sleep(0.01 if c.connected else 0.2)
-            ob.pop()
+            ob.pop(first)  # (a message the flash-full policy dropped meanwhile stays gone)
     except Exception as e:  # noqa: BLE001 - restarted by the gateway's main loop
         gw.log.exception("out", "drain", e)
     finally:

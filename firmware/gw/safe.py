@@ -1,7 +1,8 @@
 # gw/safe.py - boot-only (imported by gw.app at boot, then dropped): the NVS reset
 # counter that decides safe mode, and each meter's block of seq numbers.  MIT license.
 #
-# Safe mode: consecutive abnormal resets (reset cause watchdog / panic) are counted in
+# Safe mode: consecutive abnormal resets (reset cause watchdog / panic, or a crash out of
+# Gateway.run(), which leaves "crashed" in the NVS before main.py resets) are counted in
 # the NVS (namespace "g" + device_id, key "resets"); the gateway clears the count after a
 # minute of healthy uptime, so a count of _SAFE_AFTER means as many resets in a row,
 # each within a minute of boot.  Then the gateway starts no driver (meters, relays,
@@ -28,9 +29,12 @@ def boot(gw, block):
     try:
         nvs = gw.hal.nvs(("g" + gw.cfg["device_id"])[:15])
         old = nvs.get("resets", 0)
-        n = old + 1 if gw.hal.reset_cause() in _ABNORMAL else 0
+        crashed = nvs.get("crashed", 0)
+        n = old + 1 if crashed or gw.hal.reset_cause() in _ABNORMAL else 0
         if n != old:
             nvs.set("resets", n)
+        if crashed:
+            nvs.erase("crashed")
         if n < _SAFE_AFTER:
             for mcfg in gw.cfg["meters"]:
                 key = "q" + mcfg["id"][:14]

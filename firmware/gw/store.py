@@ -10,7 +10,7 @@
 #                                 raise OSError(ENOSPC) (flash full, quota of the
 #                                 emulated board); every successful write is counted in
 #                                 hal.flash_writes (the wear budget, firmware/README.md).
-#   read(path) -> bytes | None    None when absent or unreadable
+#   read(path) -> bytearray | None  None when absent or unreadable
 #   remove(path), listdir(path), makedirs(path)  never raise for "already so"
 #   clean(dir)                    removes the *.tmp left by a write cut short
 #
@@ -57,9 +57,12 @@ def write(path, data, hal=None):
 
 
 def read(path):
+    """The file's content as one bytearray of its size (a single allocation)."""
     try:
+        buf = bytearray(os.stat(path)[6])
         with open(path, "rb") as f:
-            return f.read()
+            n = f.readinto(buf)
+        return buf if n == len(buf) else buf[:n or 0]
     except OSError:
         return None
 
