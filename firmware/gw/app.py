@@ -112,6 +112,7 @@ class Gateway:
         self.safe_mode = False
         self._resets = 0  # abnormal resets in a row (NVS), cleared after a healthy minute
         self._seq = None  # {meter id: [next seq, reserved in the NVS up to]}
+        self._lag = 0  # the main loop's longest late wake-up since the last stats (ms)
 
     # ------------------------------------------------------------------ boot report
     def boot_report(self):
@@ -239,8 +240,12 @@ class Gateway:
         last_stats = hal.ticks_ms()
         logged = False  # "unhealthy" already said
         while True:
+            t0 = hal.ticks_ms()
             await asyncio.sleep(_LOOP_MS / 1000)
             now = hal.ticks_ms()
+            lag = hal.ticks_diff(now, t0) - _LOOP_MS  # how long something held the loop
+            if lag > self._lag:
+                self._lag = lag
             if self.client.connected or self._online_ms is None:
                 self._online_ms = now
             healthy = self.sup.healthy()
@@ -297,6 +302,9 @@ class Gateway:
                 self.log.info("net", "connecting (%s)", ncfg["type"])
                 if await net.connect(ncfg, self.secrets, ncfg["timeout_s"] * 1000):
                     self.log.info("net", "up: %s", net.info())
+                    sync = getattr(self.hal, "sync_time", None)  # ESP32: SNTP for "ts"
+                    if sync is not None and not await sync():
+                        self.log.warning("net", "clock not set: ts is the uptime")
                 else:
                     self.log.warning("net", "no link after %d s", ncfg["timeout_s"])
             await asyncio.sleep(_NET_CHECK_S)
@@ -507,6 +515,7 @@ class Gateway:
         gc.collect()
         await self._publish_json(self.base + "/stats", {
             "uptime_s": self.hal.ticks_diff(self.hal.ticks_ms(), self._boot_ms) // 1000,
+            "loop_lag_ms": self._lag,
             "free_heap": gc.mem_free(),
             "restarts": self.sup.stats(),
             "mqtt": self.client.stats,
@@ -514,3 +523,4 @@ class Gateway:
             "meters": meters,
             "devices": self._dev_stats(),
         })
+        self._lag = 0
