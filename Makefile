@@ -13,6 +13,7 @@ help:
 	@echo "make bench  - benchmarks vs the peers (TIC, MQTT, heap, end to end): bench-out/bench.{json,md,png}"
 	@echo "make fuzz   - long Hypothesis runs with the example database"
 	@echo "make lint   - MicroPython-compatibility lint + mpy-cross compile gate"
+	@echo "make soak   - long fault-injection run (PASSERELLE_SOAK_S seconds, default 600)"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,9 @@ BENCH_OUT ?= bench-out/bench.json
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(VENV)/bin/passerelle bench --json $(BENCH_OUT)
+
+soak: $(STAMP)
+	PASSERELLE_SOAK=1 $(PY) -m pytest -q -s -p no:cacheprovider tests/faults/test_soak.py
 
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests/protocols tests/mqtt -k "hypothesis or property or fuzz"
