@@ -131,7 +131,8 @@ class Malformed(bytes):
     body = False
 
 
-def _mk(data, what, body):
+def make_malformed(data, what, body):
+    """A Malformed from bytes (for @example)."""
     m = Malformed(bytes(data))
     m.what = what
     m.body = body
@@ -174,58 +175,60 @@ def malformed(draw, kinds=MALFORMED_KINDS):
     topic = draw(topic_names()).encode()
     if kind == "varint5":           # 5 continuation bytes
         first = draw(st.sampled_from((0x30, 0x40, 0x20, 0x90)))
-        return _mk(bytes((first,)) + bytes(draw(st.lists(st.integers(0x80, 0xFF), min_size=4,
+        return make_malformed(bytes((first,)) + bytes(draw(st.lists(st.integers(0x80, 0xFF), min_size=4,
                                                           max_size=4))) + b"\x01", kind, False)
     if kind == "rem_type":          # remaining length impossible for the type
         t, rem = draw(st.sampled_from([(0x20, 3), (0x20, 1), (0x40, 3), (0x40, 0), (0xD0, 1),
                                        (0x30, 1), (0x90, 2), (0xB0, 4), (0x62, 1), (0x10, 5)]))
-        return _mk(bytes((t,)) + varint(rem) + bytes(rem), kind, False)
+        return make_malformed(bytes((t,)) + varint(rem) + bytes(rem), kind, False)
     if kind == "flags":             # wrong fixed-header flags
         t = draw(st.sampled_from((0x20, 0x40, 0x50, 0x70, 0x90, 0xB0, 0xD0, 0x60, 0x80, 0xA0)))
         f = draw(st.integers(0, 15).filter(lambda f: f != (2 if t in (0x60, 0x80, 0xA0) else 0)))
-        return _mk(bytes((t | f, 2, 0, 1)), kind, False)
+        return make_malformed(bytes((t | f, 2, 0, 1)), kind, False)
     if kind == "reserved_type":
-        return _mk(bytes((draw(st.sampled_from((0x00, 0xF0))), 0)), kind, False)
+        return make_malformed(bytes((draw(st.sampled_from((0x00, 0xF0))), 0)), kind, False)
     if kind == "qos3":
-        return _mk(_frame(0x36 | draw(st.sampled_from((0, 1, 8, 9))), _str(topic) + b"\x00\x01x"),
+        return make_malformed(_frame(0x36 | draw(st.sampled_from((0, 1, 8, 9))), _str(topic) + b"\x00\x01x"),
                    kind, False)
     if kind == "dup_qos0":
-        return _mk(_frame(0x38, _str(topic) + b"x"), kind, False)
+        return make_malformed(_frame(0x38, _str(topic) + b"x"), kind, False)
     if kind == "topic_len":         # topic length beyond the packet
         extra = draw(st.integers(1, 300))
-        return _mk(_frame(0x30, (len(topic) + extra).to_bytes(2, "big") + topic), kind, True)
+        return make_malformed(_frame(0x30, (len(topic) + extra).to_bytes(2, "big") + topic), kind, True)
     if kind in ("utf8", "nul", "wildcard", "empty_topic"):
         bad = {"utf8": draw(st.sampled_from(BAD_UTF8)), "nul": b"\x00",
                "wildcard": draw(st.sampled_from((b"+", b"#"))), "empty_topic": b""}[kind]
-        t = b"" if kind == "empty_topic" else topic[:draw(st.integers(0, len(topic)))] + bad
-        return _mk(_frame(0x30 | draw(st.sampled_from((0, 1))), _str(t) + b"payload"), kind, True)
+        text = topic.decode()       # cut between characters: a cut lead byte + a stray
+        cut = text[:draw(st.integers(0, len(text)))].encode()   # continuation is valid
+        t = b"" if kind == "empty_topic" else cut + bad
+        return make_malformed(_frame(0x30 | draw(st.sampled_from((0, 1))), _str(t) + b"payload"), kind, True)
     if kind == "pid0":
         first, body = draw(st.sampled_from([(0x40, b"\x00\x00"), (0x32, _str(topic) + b"\x00\x00"),
                                             (0x90, b"\x00\x00\x00"), (0xB0, b"\x00\x00")]))
-        return _mk(_frame(first, body), kind, True)
+        return make_malformed(_frame(first, body), kind, True)
     if kind == "short_pid":         # QoS1 PUBLISH whose packet id does not fit
-        return _mk(_frame(0x32, _str(topic) + b"\x07"), kind, True)
+        return make_malformed(_frame(0x32, _str(topic) + b"\x07"), kind, True)
     if kind == "suback_code":
         c = draw(st.integers(3, 255).filter(lambda c: c != 0x80))
-        return _mk(_frame(0x90, b"\x00\x05" + bytes((c,))), kind, True)
+        return make_malformed(_frame(0x90, b"\x00\x05" + bytes((c,))), kind, True)
     if kind == "connack_flags":
-        return _mk(bytes((0x20, 2, draw(st.integers(2, 255)), 0)), kind, True)
+        return make_malformed(bytes((0x20, 2, draw(st.integers(2, 255)), 0)), kind, True)
     cid = _str(b"x")
     if kind == "connect_proto":
         name = draw(st.sampled_from((b"\x00\x04MQTs", b"\x00\x06MQIsdp", b"\x00\x04mqtt")))
-        return _mk(_frame(0x10, name + b"\x04\x02\x00\x1e" + cid), kind, True)
+        return make_malformed(_frame(0x10, name + b"\x04\x02\x00\x1e" + cid), kind, True)
     if kind == "connect_flags":
         fl = draw(st.sampled_from((0x03, 0x18 | 0x04 | 0x02, 0x42, 0x08, 0x20)))
-        return _mk(_frame(0x10, b"\x00\x04MQTT\x04" + bytes((fl,)) + b"\x00\x1e" + cid),
+        return make_malformed(_frame(0x10, b"\x00\x04MQTT\x04" + bytes((fl,)) + b"\x00\x1e" + cid),
                    kind, True)
     if kind == "connect_left":
-        return _mk(_frame(0x10, b"\x00\x04MQTT\x04\x02\x00\x1e" + cid + b"zz"), kind, True)
+        return make_malformed(_frame(0x10, b"\x00\x04MQTT\x04\x02\x00\x1e" + cid + b"zz"), kind, True)
     if kind == "sub_qos":
-        return _mk(_frame(0x82, b"\x00\x01" + _str(b"a/b") + bytes((draw(st.integers(3, 255)),))),
+        return make_malformed(_frame(0x82, b"\x00\x01" + _str(b"a/b") + bytes((draw(st.integers(3, 255)),))),
                    kind, True)
     bad_filter = draw(st.sampled_from((b"a/#/b", b"a+", b"#a", b"")))      # "sub_filter"
     # an empty filter makes the packet shorter than any SUBSCRIBE: refused from its header
-    return _mk(_frame(0x82, b"\x00\x01" + _str(bad_filter) + b"\x01"), kind, bad_filter != b"")
+    return make_malformed(_frame(0x82, b"\x00\x01" + _str(bad_filter) + b"\x01"), kind, bad_filter != b"")
 
 
 CLIENT_ONLY_TYPES = (1, 8, 10, 12, 14)
