@@ -75,7 +75,7 @@ def _check_state(state, sim):
         assert isinstance(state.get(key), int) and not isinstance(state[key], bool), (key, state.get(key))
     assert state["ADSC"] == sim.meter_id
     assert state["PRM"] == sim.prm
-    assert not (set(state) - set(labels) - {"phases", "tempo_today", "tempo_tomorrow"})
+    assert not (set(state) - set(labels) - {"phases", "tempo_today", "tempo_tomorrow", "seq", "ts"})
     east0 = sim.indexes()["EAST"]
     assert east0 <= state["EAST"] <= east0 + 10000
     # zero indexes (EASF07..10 here) may be left out by the gateway

@@ -32,8 +32,12 @@ def _flash(vboard, tmp_path, config, board="emu", extra=()):
     return cli.main(argv)
 
 
+RUNTIME_STATE = ("nvs.json", "data/")   # what the running gateway writes (hal.unix): not flash's
+
+
 def _board_files(root):
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    return sorted(f for f in (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+                  if not f.startswith(RUNTIME_STATE))
 
 
 @pytest.mark.mosquitto
