@@ -200,8 +200,11 @@ class Emulation:
             self.manifest = build_image(self.project_root, self.root)
         else:           # the .mpy files imported from the board's filesystem (lib/)
             self.manifest = build_mpy(self.project_root, self.root)
-        (self.root / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-        (self.root / "secrets.json").write_text(json.dumps(secrets, indent=2) + "\n")
+        # UTF-8, not \u escapes: MicroPython's json decodes an escaped character beyond
+        # U+FFFF (an emoji in a name, an SSID) as two invalid ones (as flash writes them)
+        for name, doc in (("config.json", cfg), ("secrets.json", secrets)):
+            (self.root / name).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
+                                          encoding="utf-8")
         if board_json.is_file():
             shutil.copyfile(board_json, self.root / "board.json")
             if self.heapsize is None:
