@@ -16,6 +16,8 @@
 #   ["meter", mode, [[t_ms, hex], ...]]               -> TICMeter values and counters
 #   ["commands", [[ident, hex, retained, t_ms], ...]]   -> gw.actuators states and errors
 #   ["encode", "publish"|"subscribe"|"unsubscribe"|"connect", [args]] -> packet or error
+#   ["modbus", [cuts], [address, function, count], hex] -> RTU responses and counters
+#   ["f32", [bits, ...]]                              -> float32 values, exactly (frexp)
 #   ["ping"]                                          -> "pong"
 
 import json
@@ -257,6 +259,60 @@ def encode(kind, args):
         return ["err", e.__class__.__name__]
 
 
+def modbus(cuts, expect, data):
+    """RtuDecoder over ``data`` cut at ``cuts``, expecting ``expect``, then silence()."""
+    from protocols.modbus.rtu import RtuDecoder
+    d = RtuDecoder()
+    d.expect(expect[0], expect[1], expect[2])
+    out = []
+
+    def take(r):
+        regs = [r.reg(i) for i in range(r.count)] if r.function in (3, 4) and not r.exception else []
+        out.append([r.address, r.function, r.exception, r.count, r.register, r.value, regs])
+
+    bounds = sorted([c for c in cuts if 0 < c < len(data)]) + [len(data)]
+    pos = 0
+    for end in bounds:
+        while True:
+            used, r = d.decode(data, pos, end)
+            if used < 0 or used > end - pos:
+                raise RuntimeError("decode() used out of range")
+            pos += used
+            if r is not None:
+                take(r)
+            elif pos >= end:
+                break
+            elif used == 0:
+                raise RuntimeError("decode() made no progress")
+    n = 0
+    while n < 300:
+        r = d.silence()
+        if r is None:
+            break
+        take(r)
+        n += 1
+    return {"responses": out, "stats": _items(d.stats)}
+
+
+def f32(bits):
+    """protocols.modbus.values.f32 of each 32-bit pattern, exactly: [mantissa * 2**53,
+    exponent] of math.frexp for the finite ones (a float32 is exact in a double),
+    else "nan" / "inf" / "-inf"."""
+    from math import frexp
+
+    from protocols.modbus.values import f32 as get, finite
+    out = []
+    for x in bits:
+        b = bytes([(x >> 24) & 255, (x >> 16) & 255, (x >> 8) & 255, x & 255])
+        v = get(b, 0)
+        if finite(v):
+            m, e = frexp(v)
+            out.append([int(m * 9007199254740992), e, x >> 31])  # sign bit: -0.0 vs 0.0
+        else:
+            out.append("nan" if v != v else ("inf" if v > 0 else "-inf"))
+    return out
+
+
 def handle(req):
     op = req[0]
     if op == "tic":
@@ -273,6 +329,10 @@ def handle(req):
         return encode(req[1], req[2])
     if op == "commands":
         return commands(req[1])
+    if op == "modbus":
+        return modbus(req[1], req[2], unhexlify(req[3]))
+    if op == "f32":
+        return f32(req[1])
     if op == "ping":
         return "pong"
     raise ValueError("unknown op")

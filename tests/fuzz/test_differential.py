@@ -1,5 +1,6 @@
 """CPython vs the MicroPython unix port on the same generated inputs: TIC decoding, the
-MQTT decoders, config validation and reading, and TICMeter (what reaches MQTT).  One
+MQTT decoders, config validation and reading, TICMeter (what reaches MQTT), the Modbus
+RTU response decoder and its float32 values.  One
 MicroPython worker (passerelle.mpworker, fixture ``mpw``) serves the whole session;
 both sides run passerelle/mpeval.py and the results must be identical."""
 
@@ -11,6 +12,7 @@ from hypothesis import example, given, strategies as st
 from protocols.tic import AUTO, HISTORIC, STANDARD
 
 from passerelle.strategies import config as sc
+from passerelle.strategies import modbus as sm_modbus
 from passerelle.strategies import mqtt as sm
 from passerelle.strategies.tic import FAULTS, LINE_FAULTS, frames, meter_streams, mutated, streams
 from tests.fuzz.fuzzutil import budget, fragments
@@ -180,3 +182,28 @@ def test_tic_meter_identical(mpw, ms, data):
         chunks.append([int(t * 1000), bad[:cut].hex()])
         chunks.append([int(t * 1000) + 1, bad[cut:].hex()])
     same(mpw, "meter", "auto", chunks)
+
+
+# --- Modbus RTU ------------------------------------------------------------------------
+
+
+@budget(100, 20000)
+@given(sm_modbus.streams(), st.data())
+@example(sm_modbus.Stream((), bytes.fromhex("010402000a3934")), None)
+def test_modbus_rtu_identical(mpw, stream, data):
+    """The RTU response decoder (any chunking, garbage, then the line going silent)."""
+    cuts = data.draw(sm_modbus.chunkings(stream.data)) if data is not None else [3]
+    expect = [0, 0, 0]
+    if data is not None and stream.responses and data.draw(st.booleans()):
+        r = stream.responses[0].fields
+        expect = [r[0], r[1], r[3] if r[1] in (3, 4) and not r[2] else 0]
+    got = same(mpw, "modbus", cuts, expect, stream.data.hex())
+    stats = dict(got["stats"])
+    assert stats["bytes"] == len(stream.data)
+    assert stats["frames"] == len(got["responses"])
+
+
+@budget(60, 5000)
+@given(st.lists(sm_modbus.float_bits(), min_size=1, max_size=40))
+def test_modbus_float32_identical(mpw, bits):
+    same(mpw, "f32", bits)
