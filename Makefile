@@ -37,7 +37,7 @@ bench: $(STAMP)
 	$(VENV)/bin/passerelle bench --json $(BENCH_OUT)
 
 soak: $(STAMP)
-	PASSERELLE_SOAK=1 $(PY) -m pytest -q -s -p no:cacheprovider tests/faults/test_soak.py
+	$(PY) -m pytest -q -s -p no:cacheprovider tests/faults/soak_faults.py
 
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests/protocols tests/mqtt -k "hypothesis or property or fuzz"

@@ -473,6 +473,8 @@ class Gateway:
             payload = memoryview(out.buf)[:out.n]
             self.log.debug("out", "%s seq %d", topic, seq)
             c = self.client
+            # (nothing unacknowledged: a half-open link holds one state, not a heap of
+            # them; the outbox takes the rest)
             if self.outbox is None and c.connected and not c.pending:
                 await c.enqueue(topic, payload, True)  # kept by the client until PUBACK
                 return

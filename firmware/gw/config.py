@@ -38,7 +38,7 @@ DEFAULTS = (
         ("offline_reset_s", 900),
     )),
     ("outbox", (
-        ("ram_bytes", 2048),
+        ("ram_bytes", 1024),
         ("flash_kb", 64),
         ("offline_interval_s", 60),
     )),

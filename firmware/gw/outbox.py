@@ -390,8 +390,7 @@ async def drain(gw, ob):
                 await asyncio.sleep(0.2)
                 continue
             rec = None
-            while c.in_flight(pid):
-                await asyncio.sleep(0.01 if c.connected else 0.2)
+            await c.wait_acked(pid)
             ob.pop(first)  # (a message the flash-full policy dropped meanwhile stays gone)
     except Exception as e:  # noqa: BLE001 - restarted by the gateway's main loop
         gw.log.exception("out", "drain", e)

@@ -96,7 +96,7 @@ def test_broker_killed_and_restarted(broker, sub, tic, gateways):
     assert r["lost"] == 0 and r["unknown"] == 0, r
     assert r["duplicated"] <= 1 and r["in_order"], r
     assert first_s <= 5.0
-    assert 0 < ram <= 16 * 1024
+    assert ram <= 16 * 1024  # the ring's peak use (0: every state bigger than the ring)
     assert max_lag(sub) <= LAG_LIMIT_MS
     assert retained_seq(broker.port) == max(gw.produced())
     assert not gw.errors() and gw.resets == 0, gw.output

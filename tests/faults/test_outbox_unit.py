@@ -12,7 +12,7 @@ from gw import outbox, store
 root = sys.argv[1]
 out = {}
 
-def box(h, name, ram=2048, flash=64 * 1024):
+def box(h, name, ram=1024, flash=64 * 1024):
     st = {}
     for k in outbox.STAT_KEYS:
         st[k] = 0

@@ -6,7 +6,7 @@
 #                  backoff_min_ms=500, backoff_max_ms=30000, max_pending=32)
 #   task = asyncio.create_task(c.run())      # keeps a connection up until close()
 #   await c.publish(topic, payload, retain=False, qos=0)  -> bool
-#   pid = await c.enqueue(topic, payload, retain=False); c.in_flight(pid)  (QoS1, tracked)
+#   pid = await c.enqueue(topic, payload, retain=False); c.in_flight(pid); await c.wait_acked(pid)
 #   await c.subscribe(topic, qos=0)          # remembered, re-subscribed on every connect
 #   c.connected; await c.wait_connected(timeout_ms); c.stats; await c.close()
 #
@@ -171,6 +171,14 @@ class MQTTClient:
             if e[0] == pid:
                 return True
         return False
+
+    async def wait_acked(self, pid):
+        """Return once ``pid`` is no longer in flight (PUBACK, or dropped).  Woken by
+        every PUBACK (no polling); while the link is down it waits for the reconnect and
+        the resend: the caller bounds it if it must."""
+        while self.in_flight(pid):
+            self._slot.clear()
+            await self._slot.wait()
 
     async def subscribe(self, topic, qos=0):
         """Remember ``topic`` (re-subscribed after every reconnect) and subscribe now

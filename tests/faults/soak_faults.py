@@ -1,4 +1,4 @@
-"""Soak (``make soak``, not part of ``make test``): the faults of test_faults.py in a
+"""Soak (``make soak``; the file name keeps it out of ``make test``): the faults of test_faults.py in a
 random sequence for PASSERELLE_SOAK_S seconds (default 600): broker SIGKILLed for 10-40 s,
 half-open links, gateway SIGKILLed online.  Same accounting from "seq"; the targets:
 nothing lost but what RAM held at a power cut, at most one duplicate per fault."""
@@ -12,11 +12,7 @@ import pytest
 from tests.faults.conftest import BlackholeProxy, account, gw_config
 from tests.faults.test_faults import check_files, flowing, stats_docs
 
-pytestmark = [
-    pytest.mark.mosquitto,
-    pytest.mark.skipif(os.environ.get("PASSERELLE_SOAK") != "1",
-                       reason="long run: `make soak` (PASSERELLE_SOAK=1)"),
-]
+pytestmark = [pytest.mark.mosquitto]
 
 
 def test_soak(broker, sub, tic, gateways, proxies):
