@@ -111,7 +111,7 @@ class Gateway:
         self._obs = None  # its counters, kept from outage to outage
         self.safe_mode = False
         self._resets = 0  # abnormal resets in a row (NVS), cleared after a healthy minute
-        self._seq = None  # {meter id: [next seq, reserved in the NVS up to]}
+        self._seq = None  # {meter id: [next seq, reserved in the NVS up to, pid in flight]}
         self._lag = 0  # the main loop's longest late wake-up since the last stats (ms)
 
     # ------------------------------------------------------------------ boot report
@@ -458,9 +458,9 @@ class Gateway:
                     except OSError as e:  # retried at the next state
                         self.log.exception("out", "nvs", e)
                 seq[0] = n + 1
-                await self._queue_state(topic, meter.values, n)
+                await self._queue_state(topic, meter.values, n, seq)
 
-    async def _queue_state(self, topic, obj, seq):
+    async def _queue_state(self, topic, obj, seq, sq):
         """JSON of ``obj`` + "seq" + "ts": sent at once (QoS 1) when the link is up and
         nothing waits, else into the outbox (sent in order by gw.outbox.drain)."""
         async with self._out_lock:
@@ -473,10 +473,10 @@ class Gateway:
             payload = memoryview(out.buf)[:out.n]
             self.log.debug("out", "%s seq %d", topic, seq)
             c = self.client
-            # (nothing unacknowledged: a half-open link holds one state, not a heap of
-            # them; the outbox takes the rest)
-            if self.outbox is None and c.connected and not c.pending:
-                await c.enqueue(topic, payload, True)  # kept by the client until PUBACK
+            # (this meter's previous state acknowledged: a half-open link holds one
+            # state per meter, not a heap of them; the outbox takes the rest)
+            if self.outbox is None and c.connected and not c.in_flight(sq[2]):
+                sq[2] = await c.enqueue(topic, payload, True)  # kept until its PUBACK
                 return
             ob = self.outbox
             if ob is None:
