@@ -42,6 +42,7 @@ soak: $(STAMP)
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests/protocols tests/mqtt -k "hypothesis or property or fuzz"
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests/fuzz
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests/modbus/test_modbus_codec.py
 
 lint: $(STAMP)
 	$(PY) tools/lint_portable.py
