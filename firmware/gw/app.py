@@ -48,6 +48,7 @@ _OUT_SIZE = const(1536)  # JSON output buffer: the biggest real state is ~1.1 KB
 _SAFE_CLEAR_MS = const(60000)
 _SEQ_BLOCK = const(1024)  # seq numbers per NVS write (see firmware/README.md wear budget)
 _BACKOFF_MAX_MS = const(3000)  # reconnect delay cap (1.5-3 s with jitter): back within 5 s
+_PERIOD_SLACK_MS = const(500)  # a reading polled every period_s lands a few ms either side
 
 
 def _unload(name):
@@ -444,7 +445,7 @@ class Gateway:
             elif off_iv and not client.connected:  # buffered: one state per off_iv
                 due = since >= off_iv
             else:
-                due = since >= period or (meter.changed and since >= min_iv)
+                due = since >= period - _PERIOD_SLACK_MS or (meter.changed and since >= min_iv)
             if due:
                 meter.changed = False
                 last = now

@@ -96,6 +96,11 @@ def test_sdm630_and_sdm120_on_one_bus(micropython, mosquitto, recorder, tmp_path
         assert link.corrupted[2] > 0
         print("\npoll: SDM630 (3 reads) %d ms, SDM120 (2 reads) %d ms; bus %s"
               % (stats["meters"]["pac"]["poll_ms"], stats["meters"]["pv"]["poll_ms"], dec))
+        # unchanged values are still published every period_s (1 s here), not every other poll
+        n0 = len(states(recorder, "pac"))
+        time.sleep(4.0)
+        n = len(states(recorder, "pac")) - n0
+        assert n >= 3, "%d unchanged SDM630 states in 4 s at period_s 1" % n
         for s in states(recorder, "pv"):
             assert s == PV, s
         for s in states(recorder, "pac"):
