@@ -150,3 +150,28 @@ def test_silent_and_slow_meters_do_not_starve_the_others(micropython, mosquitto,
     finally:
         fw.kill()
         link.stop()
+
+
+def test_de_pin_is_driven_only_while_sending(micropython, mosquitto, recorder, tmp_path):
+    """RS-485 direction: the DE/RE pin (GPIO 4, seen on the host's I/O server) goes high
+    for each request and back low before the answer is read, and rests low."""
+    from passerelle.emu_io import IoServer
+    io = IoServer().start()
+    link = RtuLink({1: ("sdm630", PAC)}).start()
+    write_root(tmp_path, mosquitto.port, [meter("pac", "sdm630", 1)])
+    fw = Firmware(micropython, tmp_path, {"uart": {"2": link.port}, "io": io.port})
+    try:
+        assert recorder.wait(lambda: len(states(recorder, "pac")) >= 2, 30), fw.output
+        stats = recorder.wait(lambda: (recorder.json(BASE + "/stats") or {}).get("meters"), 20)
+        assert stats, fw.output
+        edges = [v for _, g, v in list(io.history) if g == 4]
+        rises = edges.count(1)
+        assert rises >= 3, edges                        # one per request (3 reads per poll)
+        assert all(a != b for a, b in zip(edges, edges[1:])), edges   # strictly alternating
+        assert io.level(4) == 0, edges                  # receiving between requests
+        assert stats["pac"]["decoder"]["crc_errors"] == 0, stats
+        assert "Traceback" not in fw.output
+    finally:
+        fw.kill()
+        link.stop()
+        io.stop()
