@@ -56,6 +56,16 @@ class EmulationError(RuntimeError):
     pass
 
 
+def clear_board_state(root):
+    """What the running gateway keeps in a board root (hal.unix: ``nvs.json`` -- seq
+    blocks, reset causes, relay states, S0 totals -- and ``data/`` -- the outbox's
+    spilled states): removed, as a freshly flashed board has none.  Replays and
+    benchmark runs that reuse a root start from there, or an earlier run's backlog
+    would be drained into this one."""
+    Path(root, "nvs.json").unlink(missing_ok=True)
+    shutil.rmtree(Path(root, "data"), ignore_errors=True)
+
+
 def _die_with_parent():
     """In the child (Linux): SIGKILL when the thread that spawned it dies, so an
     emulated board never outlives a killed harness (it runs in its own session,

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from . import golden, recording
-from .emulate import Emulation, EmulationError, parse_broker
+from .emulate import Emulation, EmulationError, clear_board_state, parse_broker
 from .replay_io import Cassette, Clock, Collector, Feeder, SerialEndpoint, TcpEndpoint  # noqa: F401
 
 FIRMWARE_ERRORS = ("MemoryError", "Traceback", "crashed", "CRASH")
@@ -221,8 +221,7 @@ class Replay:
                 emu = ReplayEmulation(feeders, config=cfg, heapsize=self.heapsize, root=self.root,
                                       echo=self.echo, on_line=self.on_line, prefix="gw | ")
                 if self.root:
-                    for stale in ("nvs.json",):
-                        (Path(self.root) / stale).unlink(missing_ok=True)
+                    clear_board_state(self.root)
                 emu.start()
             else:
                 for f in feeders.values():

@@ -110,3 +110,15 @@ def test_parse_broker():
     assert parse_broker("mqtt://127.0.0.1:1884") == ("127.0.0.1", 1884)
     assert parse_broker("localhost") == ("localhost", 1883)
     assert parse_broker("10.0.0.2:1999") == ("10.0.0.2", 1999)
+
+
+def test_clear_board_state_leaves_a_freshly_flashed_root(tmp_path):
+    from passerelle.emulate import clear_board_state
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "out0001.seg").write_bytes(b"x" * 100)   # an earlier run's backlog
+    (tmp_path / "nvs.json").write_text("{}")
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "lib").mkdir()
+    clear_board_state(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "lib"]
+    clear_board_state(tmp_path)                   # nothing to clear: no error

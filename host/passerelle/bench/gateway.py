@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from passerelle import project_root
-from passerelle.emulate import Emulation
+from passerelle.emulate import Emulation, clear_board_state
 from passerelle.sim.linky import LinkySim
 from passerelle.tic_server import TicServer
 
@@ -231,9 +231,7 @@ def _run(broker, heapsize, speed, until, timeout, stats_period_s=5, root=None, a
     (ok, reason, watcher, emu)."""
     cfg, _ = scenario_config(stats_period_s, min_interval_s=min_interval_s)
     if root is not None:        # a fresh board flash: no NVS (reset causes, seq), no outbox
-        import shutil
-        Path(root, "nvs.json").unlink(missing_ok=True)
-        shutil.rmtree(Path(root, "data"), ignore_errors=True)
+        clear_board_state(root)
     w = Watcher(broker.host, broker.port)
     emu = BenchEmulation(config=cfg, broker=broker.url, tic_sim="standard", phases=3,
                          tariff="tempo", accel=accel, speed=speed, heapsize=heapsize,
