@@ -13,6 +13,10 @@ from tests.firmware.feed import Firmware, Recorder
 pytestmark = [pytest.mark.mosquitto]
 
 BASE = "passerelle/dev1"
+# The Linky and one device of each kind (boards/emu/config-devices.json): 144K became
+# marginal once states went out with QoS 1 (a crash at Ctrl-C under a loaded CI); the
+# memory budget itself is measured by the heap tests and `passerelle bench`.
+HEAP_DEVICES = "160K"
 ROM = "28ff4a1b011603bf"
 ROM2 = "28ff4a1b01160410"  # CRC fixed below
 
@@ -317,7 +321,7 @@ def test_emulate_starts_the_io_server_for_devices(mosquitto, project_root):
     rec = Recorder(mosquitto.host, mosquitto.port)
     lines = []
     emu = Emulation(project_root=project_root, config=cfg, broker=mosquitto.url, echo=False,
-                    on_line=lines.append, heapsize="144K", io_demo=True)
+                    on_line=lines.append, heapsize=HEAP_DEVICES, io_demo=True)
     try:
         with emu:
             assert emu.io is not None and emu.emu_options()["io"] == emu.io.port
@@ -332,7 +336,7 @@ def test_emulate_starts_the_io_server_for_devices(mosquitto, project_root):
             assert emu.io.wait_level(25, 1, 10)
             stats = rec.wait(lambda: rec.json(b + "stats"), 15)
             assert stats and stats["free_heap"] > 0, "\n".join(lines[-30:])
-            print("free heap at 144K with the four device kinds:", stats["free_heap"])
+            print("free heap at %s with the four device kinds:" % HEAP_DEVICES, stats["free_heap"])
             assert not emu.crashed() and emu.restarts == 0
         assert not any("Traceback" in line or "MemoryError" in line for line in lines), lines
     finally:
