@@ -18,6 +18,8 @@
 #   ["encode", "publish"|"subscribe"|"unsubscribe"|"connect", [args]] -> packet or error
 #   ["modbus", [cuts], [address, function, count], hex] -> RTU responses and counters
 #   ["f32", [bits, ...]]                              -> float32 values, exactly (frexp)
+#   ["regs", [[type, value], ...]]                    -> modbus values.regs (a float32
+#                                                        value as [mantissa, exponent])
 #   ["ping"]                                          -> "pong"
 
 import json
@@ -313,6 +315,20 @@ def f32(bits):
     return out
 
 
+def regs(items):
+    """protocols.modbus.values.regs of each (type, value): the registers of a set-up
+    write; a float32 value travels as [m, e] = ldexp(m, e) (exact, no float parsing)."""
+    from math import ldexp
+
+    from protocols.modbus.values import F32, regs as encode
+    out = []
+    for t, v in items:
+        if t == F32:
+            v = ldexp(v[0], v[1])
+        out.append(encode(t, v))
+    return out
+
+
 def handle(req):
     op = req[0]
     if op == "tic":
@@ -333,6 +349,8 @@ def handle(req):
         return modbus(req[1], req[2], unhexlify(req[3]))
     if op == "f32":
         return f32(req[1])
+    if op == "regs":
+        return regs(req[1])
     if op == "ping":
         return "pong"
     raise ValueError("unknown op")

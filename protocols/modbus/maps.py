@@ -127,6 +127,30 @@ def _em111():
     ))
 
 
+def setup(name):
+    """The documented holding registers (FC 3 / FC 16) of a model that a config may set
+    at start (meters[].setup): a tuple of (key, register, value type, allowed values),
+    () for a model without any here.  Built only when asked (a meter with set-up).
+
+    Eastron protocol sheets (holding registers are written with FC 16 only, float32
+    unless "Hex").  Left out on purpose: the line settings (slave address, baud rate,
+    parity: changing them from the gateway loses the meter), passwords, resets and
+    SDM630 system_type (password protected)."""
+    if name == "sdm630":
+        return (
+            ("demand_period", 0x0002, 0, (0, 5, 8, 10, 15, 20, 30, 60)),  # f32, minutes
+            ("pulse1_width", 0x000C, 0, (60, 100, 200)),  # f32, ms
+            # f32: 1 import, 2 import + export, 4 export, 5/6/8 the same for kvarh
+            ("pulse1_energy", 0x0056, 0, (1, 2, 4, 5, 6, 8)),
+        )
+    if name == "sdm120":
+        return (
+            ("pulse1_width", 0x000C, 0, (60, 100, 200)),  # f32, ms
+            ("pulse1_rate", 0xF910, 1, (0, 1, 2, 3)),  # u16: 0.001/0.01/0.1/1 kWh per pulse
+            ("measurement_mode", 0xF920, 1, (1, 2, 3)),  # u16: total = imp / imp+exp / imp-exp
+        )
+    return ()
+
 
 def model(name):
     """(function, max_regs, keys, table) of a model name (MODELS), else None."""

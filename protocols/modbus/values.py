@@ -3,10 +3,11 @@
 ``b`` is a buffer and ``o`` the offset of the first byte of the value (for a
 response: ``r.data, r.offset + 2 * i``).  Registers are big-endian; 32-bit values
 span two registers, high word first (Eastron, IEEE 754 float32) or low word first
-(``*_sw``: Carlo Gavazzi and others).
+(``*_sw``: Carlo Gavazzi and others).  ``regs(t, v)`` goes the other way (a
+set-up write), with ``f32_bits(v)`` for float32.
 """
 
-from math import ldexp
+from math import copysign, frexp, ldexp
 
 from protocols.compat import const
 
@@ -59,6 +60,40 @@ def float_of_bits(x):
     return -v if x & 0x80000000 else v
 
 
+def f32_bits(v):
+    """A number -> its IEEE 754 binary32 bits (an int), rounded to nearest, ties to
+    even, as struct.pack(">f") does; beyond the float32 range -> infinity, NaN ->
+    0x7FC00000.  The inverse of float_of_bits for every float32 value."""
+    v = float(v)
+    if v != v:
+        return 0x7FC00000
+    s = 0x80000000 if copysign(1.0, v) < 0 else 0
+    v = abs(v)
+    if v - v != 0:
+        return s | 0x7F800000
+    if v == 0:
+        return s
+    m, e = frexp(v)  # v = m * 2**e, 0.5 <= m < 1 (0 for zero)
+    if e < -125:  # subnormal: units of 2**-149 (rounding may give the smallest normal)
+        q = ldexp(v, 149)
+        x = 0
+    else:
+        q = ldexp(m, 24)  # 24 significant bits, exact in a double
+        x = e + 126  # the biased exponent
+    r = int(q)
+    f = q - r
+    if f > 0.5 or (f == 0.5 and r & 1):
+        r += 1
+    if x == 0:
+        return s | r
+    if r == 0x1000000:  # rounded up to the next power of two
+        r = 0x800000
+        x += 1
+    if x > 254:
+        return s | 0x7F800000
+    return s | (x << 23) | (r - 0x800000)
+
+
 def f32(b, o):
     """float32 at b[o:o + 4], big-endian (high word first)."""
     return float_of_bits(u32(b, o))
@@ -79,6 +114,21 @@ def get(t, b, o):
     if t == U32_SW:
         return u32_sw(b, o)
     return _signed32(u32_sw(b, o))
+
+
+def regs(t, v):
+    """The registers (a list of 0..65535) that hold the number v as type t: the
+    inverse of get() for values within t's range (what a FC 16 write sends)."""
+    if t == F32:
+        x = f32_bits(v)
+    else:
+        x = int(v)
+        if width(t) == 1:
+            return [x & 0xFFFF]
+        x &= 0xFFFFFFFF
+    if t == U32_SW or t == S32_SW:
+        return [x & 0xFFFF, x >> 16]
+    return [x >> 16, x & 0xFFFF]
 
 
 def finite(v):

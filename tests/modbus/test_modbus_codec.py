@@ -261,3 +261,81 @@ def test_float32_matches_struct(bits):
     else:
         assert v == ref and math.copysign(1, v) == math.copysign(1, ref)
         assert values.finite(v) == math.isfinite(ref)
+
+
+# --- set-up writes: value encoding, write confirmations, echoes ---------------------------
+
+@given(mst.float_bits())
+def test_f32_bits_inverts_float_of_bits(bits):
+    v = values.float_of_bits(bits)
+    if values.finite(v) or not math.isnan(v):
+        assert values.f32_bits(v) == bits
+    else:
+        assert values.f32_bits(v) == 0x7FC00000  # NaN: the quiet NaN
+
+
+@given(mst.typed_values())
+def test_regs_match_struct_and_invert_get(tv):
+    t, v = tv
+    if t == values.F32:
+        v = math.ldexp(v[0], v[1])
+        try:
+            want = struct.unpack(">I", struct.pack(">f", v))[0]
+        except OverflowError:  # beyond the float32 range once rounded: infinity
+            want = 0x7F800000 | (0x80000000 if v < 0 else 0)
+        assert values.f32_bits(v) == want
+    r = values.regs(t, v)
+    assert len(r) == values.width(t) and all(0 <= x <= 0xFFFF for x in r)
+    b = bytes(x for reg in r for x in (reg >> 8, reg & 0xFF))
+    back = values.get(t, b, 0)
+    if t == values.F32:
+        assert back == struct.unpack(">f", struct.pack(">I", values.f32_bits(v)))[0]
+    else:
+        assert back == v
+
+
+@given(mst.write_exchanges())
+def test_write_answers_confirm_their_request(ex):
+    """What the bus driver compares: FC 6 register + value, FC 16 register + count."""
+    (address, function, register, arg), answer = ex
+    d = RtuDecoder()
+    d.expect(address, function, len(arg) if function == 16 else 0)
+    used, r = d.decode(answer)
+    assert used == len(answer) and r is not None and not r.exception
+    assert r.register == register
+    assert (r.value == arg) if function == 6 else (r.count == len(arg))
+
+
+def test_maps_setup_registers():
+    from protocols.modbus import maps
+    for model in maps.MODELS:
+        for key, reg, t, allowed in maps.setup(model):
+            assert t in (values.F32, values.U16) and allowed
+            for v in allowed:
+                assert values.get(t, bytes(x for w in values.regs(t, v)
+                                            for x in (w >> 8, w & 0xFF)), 0) == v
+    assert [k for k, *_ in maps.setup("sdm630")] == ["demand_period", "pulse1_width",
+                                                      "pulse1_energy"]
+    assert maps.setup("em111") == () and values.regs(values.F32, 15) == [0x4170, 0]
+
+
+@pytest.mark.parametrize("req", [(1, 4, 0x0000, 76), (1, 4, 0x0156, 2), (7, 3, 0x0002, 2),
+                                 (2, 16, 0x0002, [0x4170, 0])])
+def test_a_stray_echo_is_dropped_and_counted(req):
+    """A transceiver that hears the request (RE tied low) without "echo": true: a read
+    or FC 16 request in front of its answer is not a valid answer; the decoder drops it
+    while resynchronising and counts it.  (A FC 6 request is its own answer: set-up
+    writes use FC 16 and read back.)"""
+    address, function, register, arg = req
+    if function == 16:
+        answer = _answer("%02x10%04x%04x" % (address, register, len(arg)))
+        count = len(arg)
+    else:
+        count = arg
+        answer = mst.adu(bytes([address, function, 2 * arg]) + bytes(range(2 * arg)))
+    echo = request(address, function, register, arg)
+    d = RtuDecoder()
+    d.expect(address, function, count)
+    got = decode_all(d, echo + answer, silence=True)
+    assert got == decode_all(RtuDecoder(), answer)
+    assert d.stats["garbage_bytes"] == len(echo) and d.stats["frames"] == 1

@@ -102,3 +102,13 @@ def test_decode_speed_and_heap_on_the_unix_port(run_micropython):
     assert b["frames"] == 300
     assert b["bytes_per_decode"] <= 64  # the (used, response) tuple; no per-byte allocation
     assert b["us_per_decode"] < 20000  # generous: a loaded CI machine
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(mst.typed_values(), min_size=1, max_size=40))
+def test_setup_values_identical_on_micropython(mpw, items):
+    """values.regs (set-up writes: float32 rounding, subnormals, overflow, word order)
+    gives the same registers on the unix port (passerelle.mpeval 'regs')."""
+    mp, py = mpw.compare("regs", [list(i) for i in items])
+    assert "exc" not in py, py
+    assert mp == py
