@@ -4,13 +4,19 @@
 #
 # A Modbus meter entry (meters[]):
 #   {"id": "pac", "type": "modbus", "model": "sdm630", "uart": 2, "address": 1,
-#    "baudrate": 9600, "parity": "none", "de_pin": 4, "period_s": 10}
-# Meters on the same UART share one RS-485 bus: they must agree on baudrate, parity
-# and pins, have distinct addresses, and no TIC meter may use that UART.
+#    "baudrate": 9600, "parity": "none", "de_pin": 4, "period_s": 10,
+#    "echo": false, "setup": {"demand_period": 15}}
+# Meters on the same UART share one RS-485 bus: they must agree on baudrate, parity,
+# pins and echo, have distinct addresses, and no TIC meter may use that UART.
+# "setup": holding registers written once after boot (gw/drivers/modbus_setup.py): the
+# keys are the union of protocols.modbus.maps.setup(model) over the models; check()
+# keeps the model's own and their documented values, and drops the unset ones.
 
 MODELS = ("sdm120", "sdm630", "sdm72d", "em111")  # protocols.modbus.maps.MODELS
 BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
-BUS_KEYS = ("baudrate", "parity", "rx_pin", "tx_pin", "de_pin")
+BUS_KEYS = ("baudrate", "parity", "rx_pin", "tx_pin", "de_pin", "echo")
+SETUP_KEYS = ("demand_period", "pulse1_width", "pulse1_energy", "pulse1_rate",
+              "measurement_mode")
 
 DEFAULTS = (
     ("type", "modbus"),
@@ -24,6 +30,8 @@ DEFAULTS = (
     ("retries", 1),
     ("period_s", 10),
     ("min_interval_s", 0),
+    ("echo", False),
+    ("setup", tuple([(k, None) for k in SETUP_KEYS])),
 )
 SCHEMA = (
     ("id", "id", 16, True),
@@ -40,12 +48,45 @@ SCHEMA = (
     ("retries", "int", (0, 5), False),
     ("period_s", "int", (1, None), False),
     ("min_interval_s", "int", (0, 3600), False),
+    ("echo", "bool", None, False),
+    ("setup", "obj", (tuple([(k, "int", (0, 65535), False) for k in SETUP_KEYS]), "setup"),
+     False),
 )
 METER = (SCHEMA, DEFAULTS)
 
 
 def _show(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
     return "null" if v is None else '"%s"' % v if isinstance(v, str) else str(v)
+
+
+def _setup(m, p, errs):
+    """meters[i].setup: only the model's set-up registers, with documented values; the
+    normalized "setup" keeps the keys set (an empty dict: nothing to write)."""
+    want = {}
+    for k in SETUP_KEYS:
+        if m["setup"].get(k) is not None:
+            want[k] = m["setup"][k]
+    m["setup"] = want
+    if not want:
+        return
+    from protocols.modbus import maps
+
+    table = maps.setup(m["model"])
+    for k in SETUP_KEYS:
+        if k not in want:
+            continue
+        e = None
+        for t in table:
+            if t[0] == k:
+                e = t
+        if e is None:
+            errs.append("%s.setup.%s: not a set-up register of %s (%s)"
+                        % (p, k, m["model"], ", ".join([t[0] for t in table]) or "it has none"))
+        elif want[k] not in e[3]:
+            errs.append("%s.setup.%s: expected one of %s, got %d"
+                        % (p, k, ", ".join([str(v) for v in e[3]]), want[k]))
 
 
 def check(cfg, board, errs):
@@ -58,6 +99,7 @@ def check(cfg, board, errs):
         p = "meters[%d]" % i
         if m["type"] != "modbus":
             continue
+        _setup(m, p, errs)
         if m["baudrate"] not in BAUDRATES:
             errs.append("%s.baudrate: expected one of %s, got %d"
                         % (p, ", ".join([str(b) for b in BAUDRATES]), m["baudrate"]))
