@@ -13,10 +13,6 @@ from tests.firmware.feed import Firmware, Recorder
 pytestmark = [pytest.mark.mosquitto]
 
 BASE = "passerelle/dev1"
-# The Linky and one device of each kind (boards/emu/config-devices.json): 144K became
-# marginal once states went out with QoS 1 (a crash at Ctrl-C under a loaded CI); the
-# memory budget itself is measured by the heap tests and `passerelle bench`.
-HEAP_DEVICES = "160K"
 ROM = "28ff4a1b011603bf"
 ROM2 = "28ff4a1b01160410"  # CRC fixed below
 
@@ -312,31 +308,37 @@ def test_config_error_drives_heaters_to_hors_gel(micropython, io, tmp_path):
 
 
 def test_emulate_starts_the_io_server_for_devices(mosquitto, project_root):
-    """passerelle emulate / run with boards/emu/config-devices.json: the I/O server is
-    started and its demo thread makes the S0 counter and the DS18B20 move."""
+    """passerelle emulate / run on the emulated board's default config (what `make run`
+    uses: the Linky, an SDM120, and one device of each kind), at the board's heapsize:
+    the I/O server and the Modbus meter simulator are started, the demo thread makes the
+    S0 counter and the DS18B20 move, a relay switches."""
     from passerelle.emulate import Emulation
 
-    cfg = json.loads((project_root / "boards/emu/config-devices.json").read_text())
+    cfg = json.loads((project_root / "boards/emu/config.json").read_text())
     cfg["stats_period_s"] = 5
+    heapsize = json.loads((project_root / "boards/emu/board.json").read_text())["heapsize"]
     rec = Recorder(mosquitto.host, mosquitto.port)
     lines = []
     emu = Emulation(project_root=project_root, config=cfg, broker=mosquitto.url, echo=False,
-                    on_line=lines.append, heapsize=HEAP_DEVICES, io_demo=True)
+                    on_line=lines.append, io_demo=True)
     try:
         with emu:
+            assert emu.heapsize == heapsize
             assert emu.io is not None and emu.emu_options()["io"] == emu.io.port
+            assert "2" in emu.emu_options()["uart"]  # the SDM120's simulated RS-485 link
             b = "passerelle/emu1/"
             ok = rec.wait(lambda: (rec.json(b + "eau/state") or {}).get("pulses", 0) >= 1
                           and rec.json(b + "t_salon/state")
                           and rec.get(b + "chauffe_eau/state") == b"OFF"
                           and rec.get(b + "salon/state") == b"hors-gel"
-                          and rec.json(b + "linky/state"), 40)
+                          and rec.json(b + "linky/state")
+                          and (rec.json(b + "pac/state") or {}).get("energy_import"), 40)
             assert ok, "\n".join(lines[-30:])
             rec.publish(b + "chauffe_eau/set", b"ON")
             assert emu.io.wait_level(25, 1, 10)
             stats = rec.wait(lambda: rec.json(b + "stats"), 15)
             assert stats and stats["free_heap"] > 0, "\n".join(lines[-30:])
-            print("free heap at %s with the four device kinds:" % HEAP_DEVICES, stats["free_heap"])
+            print("free heap at %s with the default config:" % heapsize, stats["free_heap"])
             assert not emu.crashed() and emu.restarts == 0
         assert not any("Traceback" in line or "MemoryError" in line for line in lines), lines
     finally:

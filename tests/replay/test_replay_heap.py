@@ -3,10 +3,10 @@ Tempo frames fed as fast as the firmware reads them -- PASSERELLE_HEAP_MODE=stan
 for three-phase standard frames, the heaviest, ~2x slower; the corpus already replays a
 day of those at the board's heapsize):
 
-* no MemoryError, no traceback, no board reset at the emulated board's heapsize
-  (boards/emu/board.json ``heapsize``, the firmware imported in place from ROMFS); a
-  day of three-phase standard traffic at the 96K target (~ a 64 KB ESP32 budget) is
-  an expected failure until board.json's heapsize reaches it;
+* no MemoryError, no traceback, no board reset at the TIC gateway's guard heapsize
+  (boards/emu/board.json ``heapsize_tic``, the firmware imported in place from ROMFS);
+  a day of three-phase standard traffic at the 96K target (~ a 64 KB ESP32 budget) is
+  an expected failure until the guard reaches it;
 * no heap growth from frame 100 to frame 10,000: ``free_heap`` of the stats topic
   (published every 5 s, after gc.collect()) once the first ~100 frames are in vs. at
   rest after the last frame, within ``HEAP_NOISE`` (buffers in flight at the moment
@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
 FRAMES = int(os.environ.get("PASSERELLE_HEAP_FRAMES", "10000"))
 HEAP_NOISE = 2048
 MODE = os.environ.get("PASSERELLE_HEAP_MODE", "historic")
-CURRENT = os.environ.get("PASSERELLE_HEAPSIZE") or BOARD["heapsize"]
+CURRENT = os.environ.get("PASSERELLE_HEAPSIZE") or BOARD["heapsize_tic"]
 TARGET = "96K"
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_long_replay_memory(long_recording, mosquitto, board_root):
 
 
 @pytest.mark.skipif(TARGET == CURRENT, reason="the board runs at the target: the test above covers it")
-@pytest.mark.xfail(reason="boards/emu/board.json heapsize is %s: a day of standard three-phase "
+@pytest.mark.xfail(reason="boards/emu/board.json heapsize_tic is %s: a day of standard three-phase "
                    "traffic still hits MemoryError at %s (firmware/README.md Memory)"
                    % (CURRENT, TARGET), strict=False)
 def test_no_memory_error_at_the_target_heap(mosquitto, board_root):
