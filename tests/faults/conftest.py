@@ -71,6 +71,23 @@ class Broker(brokers.Mosquitto):
                     "log_type error\nlog_type warning\n" % (self.port, self.host, self._tmp))
         return [exe, "-c", conf]
 
+    def kill(self):
+        """SIGKILL, after making mosquitto save its sessions (SIGUSR1): the accounting
+        subscriber's persistent session must survive, whatever the autosave timer's
+        phase; what is tested is the gateway's side of the outage."""
+        proc = self.proc
+        db = os.path.join(self._tmp, "mosquitto.db")
+        if proc is not None and proc.poll() is None:
+            before = os.stat(db).st_mtime_ns if os.path.exists(db) else 0
+            proc.send_signal(signal.SIGUSR1)
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                if os.path.exists(db) and os.stat(db).st_mtime_ns != before:
+                    break
+                time.sleep(0.02)
+            time.sleep(0.1)  # the save is a write then a rename: let it finish
+        super().kill()
+
 
 class Subscriber:
     """paho, persistent session, QoS 1, on passerelle/<dev>/#: every message with its
@@ -78,14 +95,19 @@ class Subscriber:
 
     def __init__(self, port, client_id="fault-sub", clean=False):
         self.msgs = []  # (t, topic, payload, retain)
+        self.connects = []  # (t, session_present): a lost session would lose queued states
         self._lock = threading.Lock()
         self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
                              clean_session=clean)
         self.c.on_message = self._on_message
-        self.c.on_connect = lambda c, u, f, rc, p=None: c.subscribe(BASE + "/#", qos=1)
+        self.c.on_connect = self._on_connect
         self.c.reconnect_delay_set(1, 1)
         self.c.connect("127.0.0.1", port, keepalive=10)
         self.c.loop_start()
+
+    def _on_connect(self, c, u, flags, rc, props=None):
+        self.connects.append((time.monotonic(), bool(getattr(flags, "session_present", False))))
+        c.subscribe(BASE + "/#", qos=1)
 
     def _on_message(self, c, u, m):
         with self._lock:

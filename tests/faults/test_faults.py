@@ -34,6 +34,17 @@ def drained(gw, sub, timeout=30):
     return sub.wait(lambda: set(gw.produced()) <= {s for _, s, _ in sub.states()}, timeout)
 
 
+def undelivered(gw, sub):
+    """What a failed drain looks like: the missing seqs, the subscriber's connections
+    (was its session kept?), the gateway's MQTT log lines."""
+    missing = sorted(set(gw.produced()) - {s for _, s, _ in sub.states()})
+    t0 = gw.lines[0][0] if gw.lines else 0.0
+    mqtt = ["%.2f %s" % (t - t0, ln) for t, _, ln in list(gw.lines)
+            if "mqtt" in ln or "out:" in ln and "seq" not in ln or "BOOT" in ln][-40:]
+    return "missing seqs %s\nsubscriber connects (t, session_present) %s\n%s" % (
+        missing[:30], [(round(t - t0, 2), p) for t, p in sub.connects], "\n".join(mqtt))
+
+
 def stats_docs(sub):
     return [json.loads(p) for _, t, p, _ in list(sub.msgs) if t == BASE + "/stats"]
 
@@ -83,8 +94,7 @@ def test_broker_killed_and_restarted(broker, sub, tic, gateways):
     finally:
         probe.stop()
     tic.stop()
-    assert drained(gw, sub), (sorted(set(gw.produced()) - {s for _, s, _ in sub.states()}),
-                              gw.output)
+    assert drained(gw, sub), undelivered(gw, sub)
     time.sleep(5.5)  # one more stats message, with the outbox counters
     first_s = first[0][0] - t_back if first else float("inf")
     ram, waiting, free = outbox_peak(sub)
@@ -121,7 +131,7 @@ def test_half_open_link_blackhole(broker, sub, tic, gateways, proxies):
     backlog = len(gw.produced()) - n0
     time.sleep(2)
     tic.stop()
-    assert drained(gw, sub), gw.output
+    assert drained(gw, sub), undelivered(gw, sub)
     r = account("half-open", gw.produced(), sub.states(),
                 "keepalive=%ds new_connection_after=%.2fs (limit %.1fs) backlog=%d"
                 % (KEEPALIVE, reconnect_s, 1.5 * KEEPALIVE, backlog))
@@ -249,7 +259,7 @@ def test_garbage_and_oversized_packets(broker, sub, tic, gateways, proxies):
         drops += 1
         time.sleep(1.5)
     tic.stop()
-    assert drained(gw, sub), gw.output
+    assert drained(gw, sub), undelivered(gw, sub)
     time.sleep(5.5)
     mq = stats_docs(sub)[-1]["mqtt"]
     r = account("garbage", gw.produced(), sub.states(),
