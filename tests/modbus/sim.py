@@ -7,13 +7,23 @@ register map of the model (protocols.modbus.maps) filled from engineering values
 Faults per address: ``delay_s`` (answers late), ``silent`` (never answers), ``corrupt``
 (a predicate on the answer count: that answer goes out with one data bit flipped, its
 CRC unchanged, i.e. a CRC error on the wire).
+
+Holding registers 0x0000..0x005F and 0xF900..0xF93F (the set-up registers of the maps,
+protocols.modbus.maps.setup) hold what is written (FC 6/16); ``writes[address]`` lists
+the (register, values) written.  ``refuse`` {address: exception code} answers every
+write with that exception; ``ignore`` addresses confirm writes but keep their registers
+(a meter whose set-up is locked).  ``echo=True`` makes the link hear every request it
+receives, as an RS-485 transceiver with RE tied low does: the request goes back to the
+master before its answer (``echoed`` counts them).
 """
 
 import asyncio
 import struct
 import threading
 
-from pymodbus.framer import FramerType
+from pymodbus.constants import ExcCodes
+from pymodbus.framer import FramerRTU, FramerType
+from pymodbus.pdu import DecodePDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -45,10 +55,18 @@ def registers(model, readings):
 
 
 class RtuLink:
-    def __init__(self, meters, delay_s=None, silent=(), corrupt=None):
+    def __init__(self, meters, delay_s=None, silent=(), corrupt=None, refuse=None, ignore=(),
+                 echo=False):
         """meters: {address: (model, readings)}; delay_s: {address: seconds};
-        silent: addresses that never answer; corrupt: {address: predicate(n)}."""
+        silent: addresses that never answer; corrupt: {address: predicate(n)};
+        refuse: {address: exception code for writes}; ignore: addresses that drop writes;
+        echo: the master hears its own requests."""
         self.meters = meters
+        self.refuse = dict(refuse or {})
+        self.ignore = set(ignore)
+        self.echo = echo
+        self.echoed = 0
+        self.writes = {a: [] for a in meters}
         self.delay_s = dict(delay_s or {})
         self.silent = set(silent)
         self.corrupt = dict(corrupt or {})
@@ -75,11 +93,19 @@ class RtuLink:
 
         async def action(function_code, start_address, address_, count, current, set_values):
             self.requests[address] += 1
+            if set_values:
+                if address in self.refuse:
+                    return ExcCodes(self.refuse[address])
+                self.writes[address].append((address_, list(set_values)))
+                if address in self.ignore:  # confirmed, not stored
+                    o = address_ - start_address
+                    set_values[:] = current[o:o + len(set_values)]
             return None
 
         blocks = ([SimData(0, values=[False] * 16, datatype=DataType.BITS)],
                   [SimData(0, values=[False] * 16, datatype=DataType.BITS)],
-                  [SimData(0, values=[0] * 64, datatype=DataType.REGISTERS)],
+                  [SimData(0, values=[0] * 0x60, datatype=DataType.REGISTERS),
+                   SimData(0xF900, values=[0] * 0x40, datatype=DataType.REGISTERS)],
                   [SimData(0, values=regs, datatype=DataType.REGISTERS)])
         return SimDevice(address, simdata=blocks, action=action)
 
@@ -103,6 +129,12 @@ class RtuLink:
                 return b""
         return data
 
+    def _trace_pdu(self, sending, pdu):
+        if not sending and self.echo:  # a request received: the line hears it first
+            self.echoed += 1
+            self._send_late(FramerRTU(DecodePDU(False)).buildFrame(pdu))
+        return pdu
+
     def _send_late(self, data):
         for conn in list(self._server.active_connections.values()):
             if conn.transport is not None:
@@ -124,7 +156,7 @@ class RtuLink:
     async def _start(self):
         devices = [self._device(a, m, r) for a, (m, r) in self.meters.items()]
         self._server = ModbusTcpServer(devices, framer=FramerType.RTU, address=("127.0.0.1", 0),
-                                       trace_packet=self._trace)
+                                       trace_packet=self._trace, trace_pdu=self._trace_pdu)
         await self._server.serve_forever(background=True)
         self.port = self._server.transport.sockets[0].getsockname()[1]
 

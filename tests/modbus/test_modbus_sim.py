@@ -58,6 +58,31 @@ def test_link_server_answers_like_a_meter():
         assert srv.stats["requests"] == 5 and srv.stats["answers"] == 4
 
 
+def test_link_server_setup_registers_and_echo():
+    """The model's set-up registers take FC 16 writes and read back; with echo the
+    request comes back before the answer (what "echo": true strips on the gateway)."""
+    with ModbusLinkServer([{"model": "sdm120", "address": 2, "echo": True}]) as srv:
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        try:
+            req = request(2, 16, 0xF920, [1])
+            s.sendall(req)
+            got = b""
+            while len(got) < len(req) + 8:
+                got += s.recv(64)
+            assert got[:len(req)] == req  # the echo first, then the answer
+            used, r = RtuDecoder().decode(got, len(req))
+            assert (r.function, r.register, r.count) == (16, 0xF920, 1)
+            d = RtuDecoder()
+            d.expect(2, 3, 1)  # the echo of the read is not its answer
+            r = ask(s, request(2, 3, 0xF920, 1), d)
+            assert r.reg(0) == 1 and d.stats["garbage_bytes"] == 8
+            r = ask(s, request(2, 16, 0xF930, [1]), RtuDecoder())  # not a set-up register
+            assert r.exception == 2
+        finally:
+            s.close()
+        assert srv.stats["echoed"] == 11 + 8 + 11  # FC 16 of one register, FC 3, FC 16
+
+
 @pytest.mark.mosquitto
 def test_emulate_serves_modbus_meters(mosquitto, tmp_path):
     cfg = {"device_id": "emb", "mqtt": {"host": "127.0.0.1"}, "network": {"type": "none"},

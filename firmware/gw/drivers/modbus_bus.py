@@ -18,7 +18,18 @@
 #      function and count) until the deadline: timeout_ms + the time the request and
 #      the answer take on the wire; after a frame that failed its CRC, the wait ends
 #      with the next silence (bad_responses; the decoder counts crc_errors); a timeout
-#      or a bad answer is retried up to `retries` times.
+#      or a bad answer is retried up to `retries` times.  A write (FC 6/16) is confirmed by
+#      its answer: FC 6 echoes register and value, FC 16 register and count; any other
+#      answer is a bad response (bad_responses) and retried.
+# Echo transceivers (RE tied low, auto-direction modules) hear the request they send:
+# the bytes that start the answer are compared with the request as they come; a whole
+# copy is counted (echoes) and, with "echo": true on the bus, discarded before the
+# decoder sees it.  Without the option the decoder gets it: a read or FC 16 request is
+# not a valid answer, so it is dropped while resynchronising (garbage_bytes) - but a FC
+# 6 request is byte for byte its own answer, which is why set-up writes use FC 16 and
+# are read back.  With the option and bytes that differ from the request (no echo after
+# all, or a damaged one: echo_errors), the bytes taken for the echo go to the decoder
+# first, so nothing of an answer is lost.
 # The response returned is the decoder's (reused): the caller reads it before its next
 # await.  The UART is opened on the first request and reopened (after at least
 # _REOPEN_MS) when the link fails.
@@ -68,12 +79,14 @@ class ModbusBus:
         self._uart = None
         self._opened = None  # ticks of the last open attempt
         self._silent = 0  # requests in a row without an answer
+        self._echo = cfg.get("echo", False)
         self._dec = rtu.RtuDecoder()
         self._tx = bytearray(_TX_SIZE)
         self._rx = bytearray(_RX_SIZE)
         self._lock = asyncio.Lock()
         self.stats = {"requests": 0, "responses": 0, "timeouts": 0, "retries": 0,
-                      "bad_responses": 0, "late_bytes": 0, "link_errors": 0}
+                      "bad_responses": 0, "late_bytes": 0, "link_errors": 0, "echoes": 0,
+                      "echo_errors": 0}
 
     @property
     def tag(self):
@@ -116,6 +129,11 @@ class ModbusBus:
                     self.log.warning(self.tag, "link error: %s", e)
                     self.close()
                     return None
+                if r is not None and function >= rtu.WRITE_SINGLE and not r.exception and (
+                        r.register != register or (r.value != arg if function == rtu.WRITE_SINGLE
+                                                   else r.count != len(arg))):
+                    st["bad_responses"] += 1  # the slave confirmed another write
+                    continue
                 if r is not None:
                     st["responses"] += 1
                     self._silent = 0
@@ -175,6 +193,7 @@ class ModbusBus:
         wire_ms = (n + size) * self.char_us // 1000 + 1
         deadline = hal.ticks_add(hal.ticks_ms(), timeout_ms + wire_ms)
         crc0 = dec.crc_errors
+        e = 0  # request bytes seen at the start of the answer (-1: that is over)
         while True:
             ms = hal.ticks_diff(deadline, hal.ticks_ms())
             bad = dec.crc_errors != crc0
@@ -192,11 +211,38 @@ class ModbusBus:
             if k == 0:
                 raise OSError("link closed")
             pos = 0
-            while True:
-                used, m = dec.decode(mv, pos, k)
-                pos += used
-                if m is not None:
-                    st["late_bytes"] += k - pos  # after the answer: not for us
-                    return m
-                if pos >= k:
-                    break
+            if e >= 0:
+                p = 0
+                while p < k and e < n and mv[p] == tx[e]:
+                    p += 1
+                    e += 1
+                if e == n:  # the whole request came back
+                    st["echoes"] += 1
+                    if self._echo:
+                        pos = p
+                    e = -1
+                elif p < k:  # not (or no more) a copy of the request
+                    if self._echo:
+                        st["echo_errors"] += 1
+                        m = self._decode(tx, 0, e - p)  # bytes taken for the echo before
+                        if m is not None:
+                            st["late_bytes"] += k
+                            return m
+                    e = -1
+                elif self._echo:
+                    pos = k  # so far the echo: wait for the rest
+            m = self._decode(mv, pos, k)
+            if m is not None:
+                return m
+
+    def _decode(self, buf, pos, k):
+        """buf[pos:k] to the decoder -> the answer, or None (more bytes needed)."""
+        dec = self._dec
+        while True:
+            used, m = dec.decode(buf, pos, k)
+            pos += used
+            if m is not None:
+                self.stats["late_bytes"] += k - pos  # after the answer: not for us
+                return m
+            if pos >= k:
+                return None

@@ -19,7 +19,9 @@
 #
 # stats: frames (polls that read something; the app publishes from the first),
 # polls, errors (failed reads), exceptions (exception responses), value_errors,
-# index_rejected, poll_ms (duration of the last poll, waits for the bus included).
+# index_rejected, poll_ms (duration of the last poll, waits for the bus included); with
+# set-up writes (cfg["setup"], gw/drivers/modbus_setup.py, imported only then, before
+# the polls until every key is done): setup_ok, setup_errors, setup_ms.
 import asyncio
 
 from protocols.compat import const
@@ -52,6 +54,9 @@ class ModbusMeter:
         self.online = False
         self.stats = {"frames": 0, "polls": 0, "errors": 0, "exceptions": 0,
                       "value_errors": 0, "index_rejected": 0, "poll_ms": 0}
+        self._setup = sorted(cfg.get("setup") or ())  # set-up keys not yet written
+        if self._setup:
+            self.stats["setup_ok"] = self.stats["setup_errors"] = self.stats["setup_ms"] = 0
 
     @property
     def baudrate(self):
@@ -108,6 +113,10 @@ class ModbusMeter:
         """One pass over the register map -> True if something was read."""
         cfg = self.cfg
         st = self.stats
+        if self._setup:
+            from gw.drivers import modbus_setup
+
+            self._setup = await modbus_setup.apply(self, self._setup)
         st["polls"] += 1
         t0 = self.hal.ticks_ms()
         retries = cfg["retries"] if self.online else 0

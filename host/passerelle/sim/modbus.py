@@ -3,8 +3,11 @@
 :class:`ModbusLinkServer` is the meters' end of the emulated bus: a TCP server on
 127.0.0.1 (the emulated board's UART, ``hal.unix``, connects to it) that reads RTU
 requests, and answers those addressed to one of its :class:`MeterSim` (FC 3/4 reads of
-the model's input registers, FC 6/16 writes into holding registers, exception 2 for
-registers outside the map); other addresses stay silent, as on a real bus.  Pure
+the model's input registers, FC 6/16 writes into holding registers 0..63 and the
+model's set-up registers (protocols.modbus.maps.setup), read back with FC 3, exception
+2 for registers outside the map); other addresses stay silent, as on a real bus.
+``echo=True`` (or a meter config with ``"echo": true``) sends every byte received back
+first, as an RS-485 transceiver with RE tied low lets the master hear itself.  Pure
 Python on top of ``protocols.modbus`` (CRC, register maps), no pymodbus: ``passerelle
 emulate`` serves the Modbus meters of a config with it.
 
@@ -43,7 +46,10 @@ class MeterSim:
         self.power = power_w
         self.imported = float(energy_wh)
         self.exported = 1000.0
-        self.holding = [0] * 64
+        self.holding = {}  # register -> value written
+        self.writable = set(range(64))
+        for _key, reg, t, _values in maps.setup(model):
+            self.writable.update(range(reg, reg + (1 if t == U16 else 2)))
         self._t = time.monotonic()
 
     def readings(self):
@@ -86,17 +92,23 @@ class MeterSim:
         """The response ADU to one request (fc, first register, count or values)."""
         a = self.address
         if fc in (3, 4):
-            regs = self.registers() if fc == self.function else self.holding + [0] * REGS
-            if reg + arg > len(regs):
+            if fc == self.function:
+                regs = self.registers()[reg:reg + arg]
+            elif all(r in self.writable for r in range(reg, reg + arg)):
+                regs = [self.holding.get(r, 0) for r in range(reg, reg + arg)]
+            else:
+                regs = []
+            if len(regs) < arg:
                 return _adu([a, fc | 0x80, 2])
             body = bytearray([a, fc, 2 * arg])
-            for v in regs[reg:reg + arg]:
+            for v in regs:
                 body += bytes([v >> 8, v & 0xFF])
             return _adu(body)
         values = [arg] if fc == 6 else arg
-        if reg + len(values) > len(self.holding):
+        if not all(r in self.writable for r in range(reg, reg + len(values))):
             return _adu([a, fc | 0x80, 2])
-        self.holding[reg:reg + len(values)] = values
+        for i, v in enumerate(values):
+            self.holding[reg + i] = v
         if fc == 6:
             return _adu([a, 6, reg >> 8, reg & 0xFF, arg >> 8, arg & 0xFF])
         return _adu([a, 16, reg >> 8, reg & 0xFF, 0, len(values)])
@@ -134,14 +146,19 @@ class ModbusLinkServer:
     """``ModbusLinkServer(meters)``: meters = MeterSim list, or config entries
     ``{"model", "address"}``.  Same life cycle as TicServer (start, port, stats, stop)."""
 
-    def __init__(self, meters, speed=1.0, host="127.0.0.1", port=0, name="modbus", seed=0):
+    def __init__(self, meters, speed=1.0, host="127.0.0.1", port=0, name="modbus", seed=0,
+                 echo=None):
+        if echo is None:
+            echo = any(isinstance(m, dict) and m.get("echo") for m in meters)
+        self.echo = echo
         self.meters = {}
         for k, m in enumerate(meters):
             if isinstance(m, dict):
                 m = MeterSim(m["model"], m["address"], seed=seed + k)
             self.meters[m.address] = m
         self.name = name
-        self.stats = {"connections": 0, "requests": 0, "answers": 0, "ignored": 0}
+        self.stats = {"connections": 0, "requests": 0, "answers": 0, "ignored": 0,
+                      "echoed": 0}
         self._stop = threading.Event()
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -189,6 +206,12 @@ class ModbusLinkServer:
                 return
             if not data:
                 return
+            if self.echo:  # the line hears the request as it goes
+                try:
+                    conn.sendall(data)
+                except OSError:
+                    return
+                self.stats["echoed"] += len(data)
             buf += data
             reqs, used = parse_requests(buf)
             buf = buf[used:][-512:]
