@@ -272,10 +272,9 @@ class TICMeter:
             if not n:
                 self.log.warning(tag, "UART link closed")
                 return got
-            data = buf if n == _BUF_SIZE else bytes(mv[:n])
             pos = 0
-            while pos < n:
-                used, frame = dec.decode(data, pos)
+            while pos < n:  # buf[:n] in place (end=n): no copy of a partial read
+                used, frame = dec.decode(buf, pos, n)
                 if not used:
                     break
                 pos += used
