@@ -26,10 +26,11 @@
 # copy is counted (echoes) and, with "echo": true on the bus, discarded before the
 # decoder sees it.  Without the option the decoder gets it: a read or FC 16 request is
 # not a valid answer, so it is dropped while resynchronising (garbage_bytes) - but a FC
-# 6 request is byte for byte its own answer, which is why set-up writes use FC 16 and
-# are read back.  With the option and bytes that differ from the request (no echo after
-# all, or a damaged one: echo_errors), the bytes taken for the echo go to the decoder
-# first, so nothing of an answer is lost.
+# 6 request is byte for byte its own answer (not counted in echoes then), which is why
+# set-up writes use FC 16 and are read back.  With the option and bytes that differ from
+# the request (no echo after all, or a damaged one: echo_errors), the bytes taken for the
+# echo go to the decoder first, so nothing of an answer is lost - except a FC 6 answer
+# on a line that does not echo: the option must match the transceiver.
 # The response returned is the decoder's (reused): the caller reads it before its next
 # await.  The UART is opened on the first request and reopened (after at least
 # _REOPEN_MS) when the link fails.
@@ -217,9 +218,11 @@ class ModbusBus:
                     p += 1
                     e += 1
                 if e == n:  # the whole request came back
-                    st["echoes"] += 1
                     if self._echo:
                         pos = p
+                        st["echoes"] += 1
+                    elif function != rtu.WRITE_SINGLE:  # (a FC 6 answer is such a copy)
+                        st["echoes"] += 1
                     e = -1
                 elif p < k:  # not (or no more) a copy of the request
                     if self._echo:
