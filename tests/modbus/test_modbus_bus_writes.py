@@ -84,9 +84,9 @@ def test_writes_confirmed_and_read_back(run_micropython, tmp_path, echo):
              out["fc16_avg_ms"], out["refused_ms"]))
 
 
-def test_a_confirmation_of_another_write_is_retried_then_dropped(run_micropython, tmp_path):
-    """The slave answers with a valid frame that confirms another register (or value):
-    bad_responses, retried, and the request returns None."""
+def raw_slave(answer):
+    """A TCP server answering each complete request with answer(request) -> (socket,
+    thread, requests seen)."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
@@ -116,16 +116,26 @@ def test_a_confirmation_of_another_write_is_retried_then_dropped(run_micropython
                         break
                     req, buf = buf[:n], buf[n:]
                     seen.append(req)
-                    body = bytearray(req[:6])
-                    if fc == 6:
-                        body[5] ^= 1  # another value
-                    elif fc == 16:
-                        body[3] ^= 1  # another register
-                    c = crc16(body)
-                    conn.sendall(bytes(body) + bytes([c & 0xFF, c >> 8]))
+                    conn.sendall(answer(req))
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
+    return srv, t, seen
+
+
+def test_a_confirmation_of_another_write_is_retried_then_dropped(run_micropython, tmp_path):
+    """The slave answers with a valid frame that confirms another register (or value):
+    bad_responses, retried, and the request returns None."""
+    def answer(req):
+        body = bytearray(req[:6])
+        if req[1] == 6:
+            body[5] ^= 1  # another value
+        elif req[1] == 16:
+            body[3] ^= 1  # another register
+        c = crc16(body)
+        return bytes(body) + bytes([c & 0xFF, c >> 8])
+
+    srv, t, seen = raw_slave(answer)
     code = SCRIPT % {"port": srv.getsockname()[1], "echo": False}
     code = code.replace('("read6", 3, 0x0010, 1),', "").replace('("read16", 3, 0x0002, 2),', "")
     code = code.replace("for i in range(20)", "for i in range(0)").replace("/ 20", "/ 1")
@@ -140,3 +150,23 @@ def test_a_confirmation_of_another_write_is_retried_then_dropped(run_micropython
     st = out["stats"]
     assert st["bad_responses"] == 6 and st["retries"] == 3 and st["responses"] == 0
     assert st["frames"] == 6 and st["crc_errors"] == 0 and len(seen) == 6
+
+
+def test_echo_cut_short_is_decoded_at_the_silence(run_micropython, tmp_path):
+    """"echo": true and a line that returns only the start of each request, then goes
+    quiet: the bytes held back as the echo go to the decoder at the silence (dropped
+    there as garbage), counted in echo_errors; each request times out."""
+    srv, t, seen = raw_slave(lambda req: req[:3])
+    code = SCRIPT % {"port": srv.getsockname()[1], "echo": True}
+    code = code.replace("for i in range(20)", "for i in range(0)").replace("/ 20", "/ 1")
+    try:
+        p = run_micropython(code, cwd=str(tmp_path), timeout=60)
+    finally:
+        srv.close()
+        t.join(5)
+    assert p.returncode == 0, p.stderr + p.stdout
+    out = json.loads(p.stdout.splitlines()[-1])
+    st = out["stats"]
+    assert all(out[k] is None for k in ("fc6", "read6", "fc16", "read16", "refused"))
+    assert st["requests"] == len(seen) == 10 and st["timeouts"] == 10
+    assert st["echo_errors"] == 10 and st["echoes"] == 0 and st["garbage_bytes"] == 30

@@ -204,6 +204,11 @@ class ModbusBus:
             if k < 0:
                 # the line went quiet: the frame in progress is over; an answer that
                 # followed garbage may be complete among the kept bytes
+                if self._echo and e > 0:  # held back as the echo's start: decode them
+                    st["echo_errors"] += 1
+                    m = self._decode(tx, 0, e)
+                    if m is not None:
+                        return m
                 m = dec.silence()  # (only the expected answer comes out)
                 if m is not None:
                     return m
