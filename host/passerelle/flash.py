@@ -139,6 +139,9 @@ def flash_image(port, board, image, baud, log=print):
 
 # ---- device ------------------------------------------------------------------------
 
+READ_TIMEOUT_S = 10.0   # longest silence from a board inside one raw-REPL read
+
+
 class Device:
     """Raw-REPL session on PORT through mpremote's SerialTransport."""
 
@@ -155,7 +158,10 @@ class Device:
         last = None
         for attempt in range(tries):
             try:
-                self.t = SerialTransport(port, baudrate=baud)
+                # a read deadline: on a PTY (the virtual board) mpremote reads blocking, and
+                # with no timeout a board that never answers (seen once under a loaded CI:
+                # the raw-REPL banner lost) would hang the flash for ever
+                self.t = SerialTransport(port, baudrate=baud, timeout=READ_TIMEOUT_S)
                 break
             except TransportError as exc:
                 last = exc
