@@ -7,6 +7,7 @@
 #   task = asyncio.create_task(c.run())      # keeps a connection up until close()
 #   await c.publish(topic, payload, retain=False, qos=0)  -> bool
 #   pid = await c.enqueue(topic, payload, retain=False); c.in_flight(pid); await c.wait_acked(pid)
+#   pid = await c.enqueue(topic, buf_view, retain, lend=True); ...; c.detach(pid)  # no copy
 #   await c.subscribe(topic, qos=0)          # remembered, re-subscribed on every connect
 #   c.connected; await c.wait_connected(timeout_ms); c.stats; await c.close()
 #
@@ -88,7 +89,8 @@ class MQTTClient:
         self._link = None
         self._gen = 0            # link generation; 0 = never sent
         self._phase = _DOWN
-        self._pending = []       # QoS1 in publish order: [pid, packet, gen sent on, ticks sent]
+        self._pending = []       # QoS1 in publish order: [pid, packet, gen sent on, ticks sent,
+        #                          lent payload sent after the packet, or None]
         self._subs = []          # [filter, qos, gen subscribed on]
         self._waiters = {}       # pid -> [Event, SUBACK codes / True]
         self._pid = 0
@@ -146,15 +148,25 @@ class MQTTClient:
         await self.enqueue(topic, payload, retain)
         return True
 
-    async def enqueue(self, topic, payload, retain=False):
+    async def enqueue(self, topic, payload, retain=False, lend=False):
         """QoS1 publish as publish(..., qos=1), returning its packet id: the message
         is acknowledged once in_flight(pid) is False (unless dropped meanwhile, see
         stats['dropped_qos1']).  Store-and-forward (gw/outbox.py) sends one message at
-        a time this way and forgets it only after its PUBACK."""
+        a time this way and forgets it only after its PUBACK.
+
+        ``lend``: ``payload`` (bytes-like) is kept by reference, not copied into the
+        packet (a 1 KB state then needs no 1 KB block): its bytes must not change
+        while the message is in flight, unless ``detach(pid)`` copied them first."""
         encode.topic_name(topic)            # reject a bad topic before waiting
         await self._make_room()
         pid = self._next_pid()
-        e = [pid, encode.publish(topic, payload, 1, retain, False, pid), 0, 0]
+        if lend:
+            if isinstance(payload, str):
+                payload = payload.encode()
+            e = [pid, encode.publish_head(topic, len(payload), 1, retain, False, pid), 0, 0,
+                 payload]
+        else:
+            e = [pid, encode.publish(topic, payload, 1, retain, False, pid), 0, 0, None]
         self._pending.append(e)
         link = self._link
         if link is not None and (self._phase == _UP or (
@@ -164,6 +176,17 @@ class MQTTClient:
             except OSError:
                 pass                        # stays queued; resent after reconnect
         return pid
+
+    def detach(self, pid):
+        """The payload lent to enqueue() for ``pid`` is copied if the message is still
+        in flight: its buffer may then be reused."""
+        for e in self._pending:
+            if e[0] == pid and e[4] is not None:
+                pkt = bytearray(len(e[1]) + len(e[4]))
+                pkt[:len(e[1])] = e[1]
+                pkt[len(e[1]):] = e[4]
+                e[1] = pkt
+                e[4] = None
 
     def in_flight(self, pid):
         """True while the QoS1 message ``pid`` (from enqueue) waits for its PUBACK."""
@@ -417,7 +440,7 @@ class MQTTClient:
             self.stats["publishes"] += 1
         e[2] = self._gen
         e[3] = ticks_ms()
-        await link.send(e[1], self.write_timeout_ms)
+        await link.send(e[1], self.write_timeout_ms, e[4])
 
     async def _flush(self, link, gen):
         """Send every queued message not yet sent on this link, oldest first; new
