@@ -32,7 +32,8 @@
 # zero only after a link that stayed up for _STABLE_MS.
 #
 # Every wait inside the client has a deadline; nothing blocks the event loop except
-# getaddrinfo() of a host name on MicroPython (see session.py).  Two things are the
+# getaddrinfo() of a host name on MicroPython, done once and again only after
+# _RESOLVE_AFTER failed connections in a row (see session.py).  Two things are the
 # application's: on_connect is awaited as is (keep it short: each publish/subscribe
 # in it has its own deadline), and keepalive=0 turns half-open detection off.
 # No module-level mutable state: several clients can share one process.
@@ -41,20 +42,21 @@ import asyncio
 import errno
 from random import getrandbits
 
-from protocols.compat import const
+from protocols.compat import IS_MICROPYTHON, const
 from protocols.errors import MalformedPacket, MQTTError, UsageError
 from protocols.mqtt import encode, MQTTDecoder, PUBLISH, PUBACK, SUBACK, UNSUBACK, PINGRESP
-from .session import Link, ticks_ms, ticks_diff
+from .session import Link, resolve, ticks_ms, ticks_diff
 
 _DOWN = const(0)     # no connection
 _SETUP = const(1)    # CONNACK received: resubscribe, on_connect, backlog
 _UP = const(2)       # steady state
 _STABLE_MS = const(10000)
+_RESOLVE_AFTER = const(3)   # failed connections in a row before the host is resolved again
 
 STAT_KEYS = ("connects", "connect_failures", "refused", "disconnects", "publishes",
              "pubacks", "resent", "dropped_qos0", "dropped_qos1", "received", "oversize",
              "malformed", "pings", "ping_timeouts", "subscribes", "suback_failures",
-             "ack_timeouts", "unexpected", "hook_errors", "errors", "nodelay")
+             "ack_timeouts", "unexpected", "hook_errors", "errors", "nodelay", "resolves")
 
 
 class MQTTClient:
@@ -87,6 +89,8 @@ class MQTTClient:
             self.stats[k] = 0
         self.last_error = None
         self._link = None
+        self._ai = None          # MicroPython: the broker's resolved address, kept
+        self._fails = 0          # failed connections in a row
         self._gen = 0            # link generation; 0 = never sent
         self._phase = _DOWN
         self._pending = []       # QoS1 in publish order: [pid, packet, gen sent on, ticks sent,
@@ -274,11 +278,19 @@ class MQTTClient:
                         break
                 link = Link(self._decoder, self._rbuf)
                 try:
-                    await link.open(self.host, self.port, self.connect_timeout_ms)
+                    if IS_MICROPYTHON and self._ai is None:
+                        self.stats["resolves"] += 1
+                        self._ai = resolve(self.host, self.port)    # blocks for a name
+                    await link.open(self.host, self.port, self.connect_timeout_ms, self._ai)
                     self._link = link
                     await link.handshake(self._connect_pkt, self.connect_timeout_ms)
+                    self._fails = 0
                 except Exception as e:      # OSError, TimeoutError, MQTTError ...
                     self._note_connect_failure(e)
+                    self._fails += 1
+                    if self._fails >= _RESOLVE_AFTER:   # the broker may have moved
+                        self._ai = None
+                        self._fails = 0
                     await link.close()
                     self._link = None
                     attempt += 1

@@ -16,9 +16,11 @@
 #   port where setsockopt fails simply runs without it (``nodelay`` says which).
 # * CPython: asyncio.open_connection (it already sets TCP_NODELAY; we set it again).
 # DNS: MicroPython's getaddrinfo() BLOCKS the event loop.  With an IP literal it
-# returns at once; with a host name it runs a DNS query (lwIP: up to seconds).  Give
-# the broker as an IP address on a board, or resolve once at boot, before the
-# application tasks start.  CPython resolves in a thread, without blocking.
+# returns at once; with a host name it runs a DNS query (lwIP: up to seconds).  So the
+# client resolves once (``resolve``) and keeps the address across reconnections,
+# asking again only after several failed connections in a row (a broker that moved);
+# still, give the broker as an IP address on a board where the loop must never stall.
+# CPython resolves in a thread, without blocking.
 
 import asyncio
 import errno
@@ -72,10 +74,16 @@ def _buffered(w):
     return t.get_write_buffer_size() if t is not None else 0
 
 
-async def _open_micropython(host, port, timeout_ms):
+def resolve(host, port):
+    """MicroPython: getaddrinfo's first answer for a TCP connection to host:port.
+    BLOCKS the event loop for a host name (see DNS above): callers keep the answer."""
+    import socket
+    return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+
+
+async def _open_micropython(ai, timeout_ms):
     import select
     import socket
-    ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]   # see DNS note above
     s = socket.socket(ai[0], ai[1], ai[2])
     ok = False
     try:
@@ -143,9 +151,10 @@ class Link:
             self.reason = reason
             self.down.set()
 
-    async def open(self, host, port, timeout_ms):
+    async def open(self, host, port, timeout_ms, ai=None):
+        """Connect; on MicroPython to ``ai`` (a ``resolve`` answer) when given."""
         if IS_MICROPYTHON:
-            r, w, s, nd = await _open_micropython(host, port, timeout_ms)
+            r, w, s, nd = await _open_micropython(ai or resolve(host, port), timeout_ms)
         else:
             r, w, s, nd = await _open_cpython(host, port, timeout_ms)
         self._r, self._w, self._sock, self.nodelay = r, w, s, nd
