@@ -9,32 +9,12 @@ from binascii import hexlify, unhexlify
 
 from protocols.modbus import RtuDecoder, request, values
 
-
-def fields(r):
-    regs = [r.reg(i) for i in range(r.count)] if r.function in (3, 4) and not r.exception else []
-    return [r.address, r.function, r.exception, r.count, r.register, r.value, regs]
+from modbus_helpers import decode_all  # this script's folder: sys.path[0] on both ports
 
 
 def run_stream(data, cuts):
     d = RtuDecoder()
-    out = []
-    bounds = [0] + cuts + [len(data)]
-    for i in range(len(bounds) - 1):
-        chunk = data[bounds[i]:bounds[i + 1]]
-        pos = 0
-        while True:
-            used, r = d.decode(chunk, pos, len(chunk))
-            pos += used
-            if r is not None:
-                out.append(fields(r))
-            elif pos >= len(chunk):
-                break
-    while True:
-        r = d.silence()
-        if r is None:
-            break
-        out.append(fields(r))
-    return [out, d.stats]
+    return [decode_all(d, data, cuts, silence=True), d.stats]
 
 
 def f32_repr(bits):
