@@ -57,8 +57,15 @@ asyncio.run(main())
 """
 
 
-def run(run_micropython, tmp_path, port, echo):
-    p = run_micropython(SCRIPT % {"port": port, "echo": echo}, cwd=str(tmp_path), timeout=60)
+def run(run_micropython, tmp_path, port, echo, read_back=True, timed=True):
+    """SCRIPT against the link on ``port`` -> its JSON; without the read-backs unless
+    ``read_back``, without the 20 timed FC 16 writes unless ``timed``."""
+    code = SCRIPT % {"port": port, "echo": echo}
+    if not read_back:
+        code = code.replace('("read6", 3, 0x0010, 1),', "").replace('("read16", 3, 0x0002, 2),', "")
+    if not timed:
+        code = code.replace("for i in range(20)", "for i in range(0)").replace("/ 20", "/ 1")
+    p = run_micropython(code, cwd=str(tmp_path), timeout=60)
     assert p.returncode == 0, p.stderr + p.stdout
     return json.loads(p.stdout.splitlines()[-1])
 
@@ -123,6 +130,16 @@ def raw_slave(answer):
     return srv, t, seen
 
 
+def run_raw(run_micropython, tmp_path, answer, echo, read_back=True):
+    """SCRIPT (untimed) against raw_slave(answer) -> (its JSON, the requests seen)."""
+    srv, t, seen = raw_slave(answer)
+    try:
+        return run(run_micropython, tmp_path, srv.getsockname()[1], echo, read_back, False), seen
+    finally:
+        srv.close()
+        t.join(5)
+
+
 def test_a_confirmation_of_another_write_is_retried_then_dropped(run_micropython, tmp_path):
     """The slave answers with a valid frame that confirms another register (or value):
     bad_responses, retried, and the request returns None."""
@@ -135,17 +152,7 @@ def test_a_confirmation_of_another_write_is_retried_then_dropped(run_micropython
         c = crc16(body)
         return bytes(body) + bytes([c & 0xFF, c >> 8])
 
-    srv, t, seen = raw_slave(answer)
-    code = SCRIPT % {"port": srv.getsockname()[1], "echo": False}
-    code = code.replace('("read6", 3, 0x0010, 1),', "").replace('("read16", 3, 0x0002, 2),', "")
-    code = code.replace("for i in range(20)", "for i in range(0)").replace("/ 20", "/ 1")
-    try:
-        p = run_micropython(code, cwd=str(tmp_path), timeout=60)
-    finally:
-        srv.close()
-        t.join(5)
-    assert p.returncode == 0, p.stderr + p.stdout
-    out = json.loads(p.stdout.splitlines()[-1])
+    out, seen = run_raw(run_micropython, tmp_path, answer, echo=False, read_back=False)
     assert out["fc6"] is None and out["fc16"] is None and out["refused"] is None
     st = out["stats"]
     assert st["bad_responses"] == 6 and st["retries"] == 3 and st["responses"] == 0
@@ -156,16 +163,7 @@ def test_echo_cut_short_is_decoded_at_the_silence(run_micropython, tmp_path):
     """"echo": true and a line that returns only the start of each request, then goes
     quiet: the bytes held back as the echo go to the decoder at the silence (dropped
     there as garbage), counted in echo_errors; each request times out."""
-    srv, t, seen = raw_slave(lambda req: req[:3])
-    code = SCRIPT % {"port": srv.getsockname()[1], "echo": True}
-    code = code.replace("for i in range(20)", "for i in range(0)").replace("/ 20", "/ 1")
-    try:
-        p = run_micropython(code, cwd=str(tmp_path), timeout=60)
-    finally:
-        srv.close()
-        t.join(5)
-    assert p.returncode == 0, p.stderr + p.stdout
-    out = json.loads(p.stdout.splitlines()[-1])
+    out, seen = run_raw(run_micropython, tmp_path, lambda req: req[:3], echo=True)
     st = out["stats"]
     assert all(out[k] is None for k in ("fc6", "read6", "fc16", "read16", "refused"))
     assert st["requests"] == len(seen) == 10 and st["timeouts"] == 10
