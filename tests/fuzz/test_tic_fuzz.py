@@ -18,38 +18,10 @@ from protocols.tic.decoder import CACHE_MAX, GROUP_MAX
 from passerelle.strategies.tic import (FAULTS, LINE_FAULTS, frames, meter_streams, mutated,
                                        streams)
 from tests.fuzz.fuzzutil import budget, fragments
-from tests.protocols.tic_oracle import ERRORS, FRAME_ENDS, segments_and_garbage
+from tests.protocols.tic_helpers import decode_chunks
+from tests.protocols.tic_oracle import ERRORS, check_counters
 
 MODES = (AUTO, HISTORIC, STANDARD)
-
-
-def decode(data, sizes=(), mode=AUTO, d=None):
-    """(decoder, [(mode, groups copy, invalid)]) for data cut in ``sizes`` (cycled)."""
-    d = d or TicDecoder(mode)
-    out = []
-    i = k = 0
-    while i < len(data):
-        step = sizes[k % len(sizes)] if sizes else len(data)
-        k += 1
-        buf = data[i:i + step]
-        i += step
-        p = 0
-        while p < len(buf):
-            used, f = d.decode(buf, p)
-            assert 0 < used <= len(buf) - p
-            p += used
-            if f is not None:
-                out.append((f.mode, dict(f.groups), f.invalid))
-    return d, out
-
-
-def counters_add_up(d, data):
-    s = d.stats
-    segs, garbage = segments_and_garbage(data)
-    assert segs == s["groups"] + sum(s[k] for k in ERRORS)
-    assert garbage == s["garbage_bytes"]
-    assert s["bytes"] == len(data)
-    assert data.count(b"\x02") == sum(s[k] for k in FRAME_ENDS) + (1 if d.in_frame else 0)
 
 
 def bounded(d):
@@ -63,10 +35,10 @@ def bounded(d):
     lambda fs: mutated(b"".join(f[2] for f in fs), LINE_FAULTS, 0, 5)),
     st.lists(st.integers(1, 64), min_size=1, max_size=6), st.sampled_from(MODES))
 def test_line_faults_any_chunking_same_result_and_counters_add_up(data, sizes, mode):
-    ref_d, ref = decode(data, (), mode)
-    d, got = decode(data, sizes, mode)
+    ref_d, ref = decode_chunks(data, (), mode)
+    d, got = decode_chunks(data, sizes, mode)
     assert got == ref and d.stats == ref_d.stats
-    counters_add_up(d, data)
+    check_counters(d, data)
     bounded(d)
     assert sum(f[2] for f in got) <= sum(d.stats[k] for k in ERRORS)
 
@@ -96,7 +68,7 @@ def test_one_bit_drop_changes_a_value_only_where_the_checksum_is_blind(f, data):
     mode, gs, raw = f
     bad = data.draw(mutated(raw, ("bit_drop",), 1, 1))
     sent = _sent(gs)
-    _, got = decode(bad)
+    _, got = decode_chunks(bad)
     for _, groups, _ in got:
         for label, (value, hd) in groups.items():
             if (value, hd) in sent.get(label, ()):
@@ -134,7 +106,7 @@ def test_buffers_bounded_under_endless_faulty_garbage(mode):
         for _ in range(rnd.randrange(4)):
             i = rnd.randrange(len(b))
             b[i] &= ~(1 << rnd.randrange(7)) & 0xFF
-        decode(bytes(b), (rnd.randrange(1, 90),), d=d)
+        decode_chunks(bytes(b), (rnd.randrange(1, 90),), d=d)
         bounded(d)
 
 
@@ -161,8 +133,8 @@ def test_real_fragments_never_published(sizes):
     for frag in fragments():
         mode = HISTORIC if frag["mode"] == "historic" else STANDARD
         data = _frame_with(frag["bytes"], mode)
-        _, got = decode(data, sizes)
-        _, whole = decode(data)
+        _, got = decode_chunks(data, sizes)
+        _, whole = decode_chunks(data)
         assert got == whole
         published = {}
         for _, g, _ in got:
@@ -245,8 +217,8 @@ def test_no_corrupted_energy_index_reaches_mqtt(ms, data):
 def test_reset_then_clean_frame_decodes(data):
     """Whatever state garbage left the decoder in, reset() then a clean frame decodes
     exactly (a baud-rate switch in the meter driver does that)."""
-    d, _ = decode(data)
+    d, _ = decode_chunks(data)
     d.reset()
     f = encode_frame([("ADCO", "021861348497"), ("PAPP", "00380")], HISTORIC)
-    _, got = decode(f, d=d)
+    _, got = decode_chunks(f, d=d)
     assert got == [(HISTORIC, {"ADCO": ("021861348497", None), "PAPP": ("00380", None)}, 0)]

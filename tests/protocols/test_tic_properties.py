@@ -5,42 +5,14 @@ import random
 import pytest
 from hypothesis import given, strategies as st
 
-from protocols.tic import AUTO, HISTORIC, STANDARD, TicDecoder, encode_frame, encode_group, labels
+from protocols.tic import HISTORIC, STANDARD, TicDecoder, encode_frame, encode_group, labels
 from protocols.tic.decoder import CACHE_MAX, FRAME_MAX_GROUPS, GROUP_MAX
 
-from tests.protocols.tic_helpers import CAPTURES, capture_files, read_capture
-from tests.protocols.tic_oracle import ERRORS, FRAME_ENDS, segments_and_garbage
+from tests.protocols.tic_helpers import CAPTURES, capture_files, decode_chunks, read_capture
+from tests.protocols.tic_oracle import ERRORS, check_counters
 from passerelle.strategies.tic import damaged, frames, groups, streams
 
 CAPTURE_DATA = {n: read_capture(CAPTURES, n) for n in capture_files()}
-
-
-def decode_chunks(data, sizes, mode=AUTO):
-    """Decode ``data`` cut into chunks of the given sizes (cycled)."""
-    d = TicDecoder(mode)
-    out = []
-    i = k = 0
-    while i < len(data):
-        step = sizes[k % len(sizes)] if sizes else len(data)
-        k += 1
-        buf = data[i:i + step]
-        i += step
-        p = 0
-        while p < len(buf):
-            used, f = d.decode(buf, p)
-            p += used
-            if f is not None:
-                out.append((f.mode, dict(f.groups), f.invalid))
-    return d, out
-
-
-def check_counters(d, data):
-    s = d.stats
-    segs, garbage = segments_and_garbage(data)
-    assert segs == s["groups"] + sum(s[k] for k in ERRORS)
-    assert garbage == s["garbage_bytes"]
-    assert s["bytes"] == len(data)
-    assert data.count(b"\x02") == sum(s[k] for k in FRAME_ENDS) + (1 if d.in_frame else 0)
 
 
 @pytest.mark.timeout(1800)   # the fuzz profile runs 20000 examples

@@ -36,23 +36,31 @@ def load_fragments(captures_dir):
     return load_capture_module(captures_dir, "error_fragments").FRAGMENTS
 
 
-def decode_all(data, mode=AUTO, chunk=0):
-    """(decoder, [(mode, groups dict copy, invalid), ...]) for ``data`` fed in
-    slices of ``chunk`` bytes (0: at once)."""
-    d = TicDecoder(mode)
+def decode_chunks(data, sizes=(), mode=AUTO, d=None):
+    """(decoder, [(mode, groups dict copy, invalid), ...]) for ``data`` cut into chunks
+    of the given sizes (cycled; empty: at once), each a fresh buffer; every decode()
+    call must make progress within its chunk.  ``d``: go on with that decoder."""
+    d = d or TicDecoder(mode)
     out = []
-    step = chunk or len(data) or 1
-    for i in range(0, len(data), step):
+    i = k = 0
+    while i < len(data):
+        step = sizes[k % len(sizes)] if sizes else len(data)
+        k += 1
         buf = data[i:i + step]
+        i += step
         p = 0
         while p < len(buf):
             used, f = d.decode(buf, p)
-            if used <= 0:
-                raise AssertionError("decode() made no progress")
+            assert 0 < used <= len(buf) - p, "decode() made no progress or overran its chunk"
             p += used
             if f is not None:
                 out.append((f.mode, dict(f.groups), f.invalid))
     return d, out
+
+
+def decode_all(data, mode=AUTO, chunk=0):
+    """decode_chunks() in slices of ``chunk`` bytes (0: at once)."""
+    return decode_chunks(data, [chunk] if chunk else (), mode)
 
 
 def parse_verification(path):

@@ -37,3 +37,13 @@ def segments_and_garbage(data):
         else:
             garbage += 1
     return segs, garbage
+
+
+def check_counters(d, data):
+    """The decoder ``d``'s counters after the whole of ``data`` agree with the model."""
+    s = d.stats
+    segs, garbage = segments_and_garbage(data)
+    assert segs == s["groups"] + sum(s[k] for k in ERRORS)
+    assert garbage == s["garbage_bytes"]
+    assert s["bytes"] == len(data)
+    assert data.count(b"\x02") == sum(s[k] for k in FRAME_ENDS) + (1 if d.in_frame else 0)
