@@ -12,33 +12,9 @@ from protocols.mqtt.server import MQTTServerDecoder
 
 from passerelle.strategies.mqtt import make_malformed, malformed, pkt, to_client, to_client_packets
 from tests.fuzz.fuzzutil import budget
+from tests.mqtt.codec_feed import feed
 
 DECODERS = {"client": MQTTDecoder, "server": MQTTServerDecoder}
-
-
-def feed(d, data, cuts=()):
-    """[("pkt", Packet copy, end) | ("err", reason, end)], checking the contract at
-    each call: progress, ``used`` within the slice, memory bounded by max_packet."""
-    events = []
-    bounds = sorted(set(c for c in cuts if 0 < c < len(data))) + [len(data)]
-    start = 0
-    for end in bounds:
-        i = start
-        while i < end:
-            try:
-                used, p = d.decode(data, i, end)
-            except MalformedPacket as e:
-                assert 0 < e.used <= end - i and e.reason
-                i += e.used
-                events.append(("err", e.reason, i))
-                continue
-            assert 0 < used <= end - i
-            i += used
-            assert d.buffered <= d.max_packet and len(d._buf) == d.max_packet
-            if p is not None:
-                events.append(("pkt", p.copy(), i))
-        start = end
-    return events
 
 
 @budget(150)

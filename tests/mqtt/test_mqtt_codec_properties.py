@@ -4,38 +4,13 @@ under garbage, only MalformedPacket on bad wire data, chunking-independent resul
 import pytest
 from hypothesis import given, strategies as st
 
-from protocols.errors import MalformedPacket
 from protocols.mqtt import MQTTDecoder
 from protocols.mqtt.server import MQTTServerDecoder
 
 from passerelle.strategies.mqtt import packets, reencode
+from tests.mqtt.codec_feed import feed
 
 pytestmark = pytest.mark.timeout(1800)     # the fuzz profile runs 20000 examples per test
-
-
-def feed(d, data, cuts):
-    """Decode ``data`` cut at ``cuts``; returns the event list: ("pkt", Packet copy,
-    end offset) or ("err", reason, end offset).  Checks the memory bound at each step."""
-    events = []
-    bounds = sorted(set(c for c in cuts if 0 < c < len(data))) + [len(data)]
-    start = 0
-    for end in bounds:
-        i = start
-        while i < end:
-            try:
-                used, p = d.decode(data, i, end)
-            except MalformedPacket as e:
-                assert 0 < e.used <= end - i
-                i += e.used
-                events.append(("err", e.reason, i))
-                continue
-            assert 0 < used <= end - i
-            i += used
-            assert d.buffered <= d.max_packet and len(d._buf) == d.max_packet
-            if p is not None:
-                events.append(("pkt", p.copy(), i))
-        start = end
-    return events
 
 
 @given(st.lists(packets(), min_size=1, max_size=6),
