@@ -135,7 +135,10 @@ def read_json(path):
     return [obj, err]
 
 
-class _Hal:
+class Clock:
+    """The hal of the drivers evaluated here: a clock set by hand (``now``, ms); also
+    the TICMeter clock of passerelle.replay_model and the fuzz tests."""
+
     def __init__(self):
         self.now = 0
 
@@ -146,7 +149,9 @@ class _Hal:
         return a - b
 
 
-class _Log:
+class NullLog:
+    """A logger that drops everything."""
+
     def _n(self, *a):
         pass
 
@@ -157,8 +162,8 @@ def meter(mode, frames):
     """TICMeter.apply() on what the decoder returns for each chunk of the stream; each
     chunk carries the line time (ms) at which it arrives."""
     from gw.drivers.tic_meter import TICMeter
-    hal = _Hal()
-    m = TICMeter({"id": "linky", "mode": mode}, hal, _Log())
+    hal = Clock()
+    m = TICMeter({"id": "linky", "mode": mode}, hal, NullLog())
     dec = m._decoder
     published = []
     for t, h in frames:
@@ -198,7 +203,7 @@ class _Nvs:
         pass
 
 
-class _ActHal(_Hal):
+class _ActHal(Clock):
     def nvs(self, ns):
         return _Nvs()
 
@@ -214,7 +219,7 @@ class _ActHal(_Hal):
 class _Gw:
     def __init__(self):
         self.hal = _ActHal()
-        self.log = _Log()
+        self.log = NullLog()
         self.cfg = {"heaters": [{"id": "salon", "pin_pos": 1, "pin_neg": 2, "invert": False,
                                  "restore": "hors-gel"}],
                     "relays": [{"id": "boiler", "pin": 3, "invert": False, "restore": "off",

@@ -17,22 +17,7 @@ import json
 import time
 
 from . import project_root, recording
-
-
-class _Clock:
-    def __init__(self):
-        self.now = 0
-
-    def ticks_ms(self):
-        return self.now
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-
-class _Log:
-    def __getattr__(self, name):
-        return lambda *a, **k: None
+from .mpeval import Clock, NullLog
 
 
 def _tic_meter_class(root=None):
@@ -56,8 +41,8 @@ def tic_model(rec, channel, speed=1.0, meter_cfg=None, root=None):
     mcfg = {"id": channel, "type": "tic", "mode": ch.get("mode", "auto"), "uart": 1,
             "period_s": 3600, "min_interval_s": 0}
     mcfg.update(meter_cfg or {})
-    clock = _Clock()
-    meter = _tic_meter_class(root)(mcfg, clock, _Log(), tic=tic)
+    clock = Clock()
+    meter = _tic_meter_class(root)(mcfg, clock, NullLog(), tic=tic)
     dec = tic.TicDecoder(mode={"historic": tic.HISTORIC, "standard": tic.STANDARD}.get(
         mcfg["mode"], tic.AUTO))
     out, frames, waits = [], 0, {}

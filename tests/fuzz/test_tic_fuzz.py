@@ -159,7 +159,7 @@ def test_real_fragments_never_published(sizes):
 
 
 # the differential worker's stand-in clock and log, so both sides drive TICMeter alike
-from passerelle.mpeval import _Hal, _Log  # noqa: E402
+from passerelle.mpeval import Clock, NullLog  # noqa: E402
 
 
 def _meter_value(label, value, hd):
@@ -179,8 +179,8 @@ def test_no_corrupted_energy_index_reaches_mqtt(ms, data):
     faults, fed in random chunks to TICMeter: every energy index it ever publishes
     is one the meter sent, never zero, never lower than one published before; with
     at most one fault per frame (no bit-6 drop), every published value was sent."""
-    hal = _Hal()
-    m = TICMeter({"id": "linky", "mode": "auto"}, hal, _Log())
+    hal = Clock()
+    m = TICMeter({"id": "linky", "mode": "auto"}, hal, NullLog())
     dec = m._decoder
     sent = {}
     last = {}
