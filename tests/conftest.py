@@ -122,6 +122,18 @@ def mosquitto():
 
 
 @pytest.fixture
+def recorder(mosquitto):
+    """A paho subscriber (tests/firmware/feed.py Recorder) on the ``mosquitto`` broker:
+    what the gateway publishes, for the end-to-end tests."""
+    from tests.firmware.feed import Recorder
+    r = Recorder(mosquitto.host, mosquitto.port)
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+@pytest.fixture
 def amqtt_broker():
     b = _broker(brokers.Amqtt)
     try:

@@ -52,12 +52,8 @@ def io():
 
 
 @pytest.fixture
-def rec(mosquitto):
-    r = Recorder(mosquitto.host, mosquitto.port)
-    try:
-        yield r
-    finally:
-        r.stop()
+def rec(recorder):
+    return recorder  # tests/conftest.py
 
 
 def boot(micropython, root, io, n):

@@ -26,15 +26,6 @@ def feed():
         f.stop()
 
 
-@pytest.fixture
-def recorder(mosquitto):
-    r = Recorder(mosquitto.host, mosquitto.port)
-    try:
-        yield r
-    finally:
-        r.stop()
-
-
 def start(micropython, root, feed, **kw):
     return Firmware(micropython, root, {"uart": {"1": feed.port}}, **kw)
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.firmware.feed import Firmware, Recorder
+from tests.firmware.feed import Firmware
 from tests.modbus.sim import RtuLink
 
 pytestmark = [pytest.mark.mosquitto]
@@ -36,15 +36,6 @@ def write_root(root, mqtt_port, meters):
            "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "keepalive": 10},
            "network": {"type": "none"}, "meters": meters}
     (root / "config.json").write_text(json.dumps(cfg))
-
-
-@pytest.fixture
-def recorder(mosquitto):
-    r = Recorder(mosquitto.host, mosquitto.port)
-    try:
-        yield r
-    finally:
-        r.stop()
 
 
 def values(state):

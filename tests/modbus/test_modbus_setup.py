@@ -8,8 +8,7 @@ import pytest
 
 from tests.firmware.feed import Firmware
 from tests.modbus.sim import RtuLink
-from tests.modbus.test_modbus_e2e import (BASE, PAC, PV, meter, recorder, states,  # noqa: F401
-                                          values, write_root)
+from tests.modbus.test_modbus_e2e import BASE, PAC, PV, meter, states, values, write_root
 
 pytestmark = [pytest.mark.mosquitto]
 
