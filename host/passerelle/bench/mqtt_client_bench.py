@@ -18,13 +18,7 @@ import sys
 from gw.mqtt.client import MQTTClient
 from gw.mqtt.session import ticks_ms, ticks_diff
 
-try:
-    from time import ticks_us
-except ImportError:
-    from time import perf_counter as _pc
-
-    def ticks_us():
-        return int(_pc() * 1000000)
+from mqtt_bench_timing import WARMUP, pcts, round_trips, ticks_us  # this script's folder
 
 
 async def _client(cfg, cid, **kw):
@@ -60,16 +54,15 @@ async def bench_qos1_rtt(cfg, n, payload):
     c, task = await _client(cfg, "bench-rtt", max_pending=1)
     topic = cfg["prefix"] + "/rtt"
     lat = []
-    for i in range(n + 20):
+    for i in range(n + WARMUP):
         t0 = ticks_us()
         await c.publish(topic, payload, qos=1)
         await _drain(c, 2000)
-        if i >= 20:
+        if i >= WARMUP:
             lat.append(ticks_diff(ticks_us(), t0))
     await c.close()
     await task
-    lat.sort()
-    return lat[len(lat) // 2] / 1000, lat[min(len(lat) - 1, (len(lat) * 99) // 100)] / 1000
+    return pcts(lat)
 
 
 async def bench_latency(cfg, n, payload):
@@ -81,22 +74,10 @@ async def bench_latency(cfg, n, payload):
     c, task = await _client(cfg, "bench-lat", on_message=on_message)
     topic = cfg["prefix"] + "/lat"
     await c.subscribe(topic, 0)
-    lat = []
-    for i in range(n + 20):
-        box[0] = None
-        t0 = ticks_us()
-        await c.publish(topic, payload, qos=0)
-        t1 = ticks_ms()
-        while box[0] is None and ticks_diff(ticks_ms(), t1) < 2000:
-            await asyncio.sleep(0)
-        if box[0] is None:
-            lat.append(2000000)
-        elif i >= 20:                       # the first 20 warm up
-            lat.append(ticks_diff(box[0], t0))
+    res = await round_trips(lambda: c.publish(topic, payload, qos=0), box, n)
     await c.close()
     await task
-    lat.sort()
-    return lat[len(lat) // 2] / 1000, lat[min(len(lat) - 1, (len(lat) * 99) // 100)] / 1000
+    return res
 
 
 async def main(cfg):

@@ -11,24 +11,9 @@
 #          until its message callback sees it: publish -> broker -> delivered, one at a time.
 import json
 import sys
-import time
 
-try:
-    from time import ticks_us, ticks_ms, ticks_diff
-except ImportError:
-    def ticks_us():
-        return int(time.perf_counter() * 1000000)
-
-    def ticks_ms():
-        return int(time.perf_counter() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
-
-
-def _pcts(lat):
-    lat.sort()
-    return lat[len(lat) // 2] / 1000, lat[min(len(lat) - 1, (len(lat) * 99) // 100)] / 1000
+from mqtt_bench_timing import (LOST_MS, WARMUP, pcts, round_trips,  # this script's folder
+                               ticks_diff, ticks_ms, ticks_us)
 
 
 # ---------------------------------------------------------------- chumicro-mqtt
@@ -101,15 +86,15 @@ def bench_chumicro(cfg):
     c.subscribe(topic, 0, on_subscribe=on_sub)
     spin(c, lambda: subbed[0], 5000)
     lat = []
-    for i in range(cfg["n_latency"] + 20):
+    for i in range(cfg["n_latency"] + WARMUP):    # round_trips() without asyncio
         box[0] = None
         t0 = ticks_us()
         c.publish(topic, payload)
-        if not spin(c, lambda: box[0] is not None, 2000):
-            lat.append(2000000)
-        elif i >= 20:
+        if not spin(c, lambda: box[0] is not None, LOST_MS):
+            lat.append(LOST_MS * 1000)
+        elif i >= WARMUP:
             lat.append(ticks_diff(box[0], t0))
-    r["latency_p50_ms"], r["latency_p99_ms"] = _pcts(lat)
+    r["latency_p50_ms"], r["latency_p99_ms"] = pcts(lat)
     c.disconnect()
     return r
 
@@ -154,19 +139,8 @@ def bench_aiomqttc(cfg):
         topic = cfg["prefix"] + "/aiolat"
         await c.subscribe(topic, 0)
         await asyncio.sleep(0.3)
-        lat = []
-        for i in range(cfg["n_latency"] + 20):
-            box[0] = None
-            t0 = ticks_us()
-            await c.publish(topic, payload, qos=0)
-            t1 = ticks_ms()
-            while box[0] is None and ticks_diff(ticks_ms(), t1) < 2000:
-                await asyncio.sleep(0)
-            if box[0] is None:
-                lat.append(2000000)
-            elif i >= 20:
-                lat.append(ticks_diff(box[0], t0))
-        r["latency_p50_ms"], r["latency_p99_ms"] = _pcts(lat)
+        r["latency_p50_ms"], r["latency_p99_ms"] = await round_trips(
+            lambda: c.publish(topic, payload, qos=0), box, cfg["n_latency"])
         await c.disconnect()
         return r
 
