@@ -16,7 +16,7 @@ Groups are validated wherever they are, inside a frame or not, and counted in
 
 from array import array
 
-from protocols.compat import const
+from protocols.compat import const, IS_MICROPYTHON
 from protocols.errors import UsageError
 from protocols.tic.labels import NAMES, CODES, SPECS, data_ok
 
@@ -129,6 +129,11 @@ class TicDecoder:
         for i in range(_NL + 1):
             nx[i] = _NONE
         self._nx = nx
+        self._mut = 0       # bumped whenever the cache or _nx may change (frames.py)
+        self._fp = None     # CPython only (RAM): the whole-frame path, frames.py
+        if not IS_MICROPYTHON:
+            from protocols.tic.frames import WholeFrames
+            self._fp = WholeFrames()
         self.reset()
 
     def reset(self):
@@ -159,13 +164,7 @@ class TicDecoder:
     @property
     def stats(self):
         """A new dict of the counters (STAT_NAMES, in counter order)."""
-        c = self._c
-        d = {}
-        i = 0
-        for k in STAT_NAMES.split():
-            d[k] = c[i]
-            i += 1
-        return d
+        return dict(zip(STAT_NAMES.split(), self._c))
 
     # -- frame bookkeeping -------------------------------------------------
 
@@ -208,6 +207,7 @@ class TicDecoder:
                 if fs[i] != tag:
                     del g[k]
                     self._rl[i] = 0
+                    self._mut += 1
         c[_FRAMES] += 1
         f.mode = self.mode = self._fmode
         return f
@@ -371,22 +371,13 @@ class TicDecoder:
                 self._c[_FOVERFLOW] += 1
                 self._inf = False
         self._c[_GROUPS] += 1
+        self._mut += 1
         prev = self._prev
         if prev != _NONE:
             self._nx[prev] = i
         self._prev = i
         self._pred = self._nx[i]
         return 0
-
-    def _ended(self, b, mv, a, q):
-        """Segment b[a:q] ended by the control byte b[q].  Returns 0 or a
-        counter index, or -1 for an empty segment."""
-        if q == a:
-            return -1
-        x = b[q]
-        if x == _CR or x == _LF:
-            return self._check(b, mv, a, q)
-        return _TRUNC
 
     def _segment(self, b, mv, a, n):
         """A segment opens at ``a`` (the byte after its opener): decode it
@@ -416,10 +407,13 @@ class TicDecoder:
                 self._reject(_OVERFLOW)
                 self._st = _SKIP
                 return self._skip(b, lim, n)
-        # control byte at q ends the segment; q itself is examined next
-        r = self._ended(b, mv, a, q)
-        if r > 0:
-            self._reject(r)
+        # control byte at q ends the segment (only CR/LF end a group); q itself
+        # is examined next
+        if q > a:
+            x = b[q]
+            r = self._check(b, mv, a, q) if x == _CR or x == _LF else _TRUNC
+            if r:
+                self._reject(r)
         return q
 
     # -- streaming -----------------------------------------------------------
@@ -565,6 +559,8 @@ class TicDecoder:
                 if x == _STX:
                     self._stx(c[_BYTES] + p - start)
                     p += 1
+                    if self._fp is not None:    # CPython: frames.py
+                        p = self._fp.run(self, buf, mv, p, n)
                 elif x == _ETX:
                     p += 1
                     if inf:
