@@ -86,8 +86,10 @@ class IoLink:
                     out[str(g)] = self.out[g]
                 w.write((json.dumps({"hello": hal.name, "out": out,
                                      "in": sorted(self.irq)}) + "\n").encode())
-                await w.drain()
+                # reports go out from now on, queued behind the hello: an output that
+                # changed while the hello drained was lost (the host kept the old level)
                 self._w = w
+                await w.drain()
                 while True:
                     line = await r.readline()
                     if not line:
