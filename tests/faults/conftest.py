@@ -30,6 +30,7 @@ from passerelle import brokers
 from passerelle.romfs import build_image, command
 from passerelle.sim.linky import LinkySim
 from passerelle.tic_server import TicServer
+from tests.tcp_proxy import BlackholeProxy, close_socks  # BlackholeProxy: for test_faults, soak_faults
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVICE = "flt"
@@ -275,27 +276,17 @@ def account(name, produced, states, extra=""):
     return r
 
 
-class ChaosProxy:
-    """TCP proxy gateway <-> broker whose broker->gateway direction can be given
+class ChaosProxy(BlackholeProxy):
+    """A proxy (tests/tcp_proxy.py) whose broker->gateway direction can be given
     scripted bytes: ``inject(data)`` sends them to the gateway on the live connection
     (between two chunks from the broker); ``garbage_connacks`` = how many new
     connections get garbage instead of the broker's CONNACK (then are closed)."""
 
     def __init__(self, target_port, garbage_connacks=0):
-        self.target = ("127.0.0.1", target_port)
         self.garbage_connacks = garbage_connacks
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(8)
-        self.ls.settimeout(0.1)
-        self.port = self.ls.getsockname()[1]
-        self.accepts = []  # accept times
-        self.closed = False
         self._inject = []
         self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._accept, daemon=True)]
-        self._threads[0].start()
+        super().__init__(target_port)
 
     def inject(self, data):
         with self._lock:
@@ -305,61 +296,21 @@ class ChaosProxy:
         with self._lock:
             return len(self._inject)
 
-    def _accept(self):
-        while not self.closed:
-            try:
-                a, _ = self.ls.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.accepts.append(time.monotonic())
-            if self.garbage_connacks > 0:
-                self.garbage_connacks -= 1
-                try:
-                    a.settimeout(2)
-                    a.recv(4096)  # the CONNECT
-                    a.sendall(b"\x20\x02\x07\x00" + bytes(random.Random(7).randrange(256)
-                                                          for _ in range(64)))
-                except OSError:
-                    pass
-                a.close()
-                continue
-            try:
-                b = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                a.close()
-                continue
-            t1 = threading.Thread(target=self._up, args=(a, b), daemon=True)
-            t2 = threading.Thread(target=self._down, args=(b, a), daemon=True)
-            self._threads += [t1, t2]
-            t1.start()
-            t2.start()
-
-    @staticmethod
-    def _close(*socks):
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            try:
-                s.close()
-            except OSError:
-                pass
-
-    def _up(self, a, b):
+    def _refuse(self, a):
+        if self.garbage_connacks <= 0:
+            return False
+        self.garbage_connacks -= 1
         try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                b.sendall(d)
+            a.settimeout(2)
+            a.recv(4096)  # the CONNECT
+            a.sendall(b"\x20\x02\x07\x00" + bytes(random.Random(7).randrange(256)
+                                                  for _ in range(64)))
         except OSError:
             pass
-        self._close(a, b)
+        a.close()
+        return True
 
-    def _down(self, b, a):
+    def _down(self, pair, b, a):
         b.settimeout(0.05)
         try:
             while not self.closed:
@@ -373,54 +324,12 @@ class ChaosProxy:
                     continue
                 if not d:
                     break
-                a.sendall(d)
-        except OSError:
-            pass
-        self._close(a, b)
-
-    def close(self):
-        self.closed = True
-        self.ls.close()
-
-
-class BlackholeProxy(ChaosProxy):
-    """``blackhole()``: every connection open at that moment swallows bytes both ways
-    while staying open (half-open as seen from each end); later ones are forwarded."""
-
-    def __init__(self, target_port):
-        self.black = set()
-        super().__init__(target_port)
-
-    def blackhole(self):
-        self.black = set(id(t) for t in self._threads)
-
-    def _up(self, a, b):
-        me = id(threading.current_thread())
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                if me not in self.black:
-                    b.sendall(d)
-        except OSError:
-            pass
-        if me not in self.black:
-            self._close(a, b)
-
-    def _down(self, b, a):
-        me = id(threading.current_thread())
-        try:
-            while not self.closed:
-                d = b.recv(65536)
-                if not d:
-                    break
-                if me not in self.black:
+                if not pair["black"]:
                     a.sendall(d)
         except OSError:
             pass
-        if me not in self.black:
-            self._close(a, b)
+        if not pair["black"]:
+            close_socks(a, b)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Host-side helpers for the MQTT client tests: the driver subprocess (CPython or the
-MicroPython unix port), a paho reference subscriber, a blackhole TCP proxy and a
-scripted fake broker.  Everything here is stopped by the tests' fixtures."""
+MicroPython unix port), a paho reference subscriber and a scripted fake broker (the
+blackhole TCP proxy is tests/tcp_proxy.py).  Everything here is stopped by the tests'
+fixtures."""
 
 import json
 import os
@@ -124,69 +125,6 @@ class PahoSub:
         except Exception:
             pass
         self.c.loop_stop()
-
-
-class BlackholeProxy:
-    """TCP proxy to target; ``blackhole()`` makes every connection open at that moment
-    swallow bytes both ways while staying open (a half-open link as seen from each end).
-    Connections accepted afterwards are forwarded normally."""
-
-    def __init__(self, host, port):
-        self.target = (host, port)
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(8)
-        self.port = self.ls.getsockname()[1]
-        self.host = "127.0.0.1"
-        self.pairs = []
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                a, _ = self.ls.accept()
-            except OSError:
-                return
-            try:
-                b = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                a.close()
-                continue
-            pair = {"socks": (a, b), "black": False}
-            self.pairs.append(pair)
-            for src, dst in ((a, b), (b, a)):
-                threading.Thread(target=self._pump, args=(pair, src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(pair, src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if not pair["black"]:
-                    dst.sendall(data)
-        except OSError:
-            pass
-        if not pair["black"]:
-            for s in pair["socks"]:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def blackhole(self):
-        for pair in self.pairs:
-            pair["black"] = True
-
-    def close(self):
-        self.closed = True
-        self.ls.close()
-        for pair in self.pairs:
-            for s in pair["socks"]:
-                s.close()
 
 
 class FakeBroker:

@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from tests.mqtt.harness import BlackholeProxy, Driver, FakeBroker, PahoSub
+from tests.mqtt.harness import Driver, FakeBroker, PahoSub
+from tests.tcp_proxy import BlackholeProxy
 
 INTERPS = ["cpython", "micropython"]
 # Longest time the event loop may be held (a 10 ms ticker in the driver measures it),
@@ -163,7 +164,7 @@ def test_reconnect_after_broker_restart_delivers_queued_qos1(interp, broker, spa
 @pytest.mark.mosquitto
 def test_half_open_link_detected_and_unacked_qos1_resent(interp, mosquitto, spawn):
     p = prefix()
-    proxy = BlackholeProxy(mosquitto.host, mosquitto.port)
+    proxy = BlackholeProxy(mosquitto.port, mosquitto.host)
     try:
         d = spawn(interp, scenario="halfopen", host=proxy.host, port=proxy.port, prefix=p,
                   n=30, keepalive=1, backoff_min_ms=100, backoff_max_ms=300, ack_timeout_ms=5000)
