@@ -106,7 +106,6 @@ class Gateway:
         self.devs = []  # relays + heaters (gw.actuators), S0 counters, DS18B20 sensors
         self.act = None  # the gw.actuators.Actuators in devs, which takes <base>/+/set
         self._out = self._out_lock = None  # JSON buffer, shared by every publisher
-        self._lent = None  # pid of the QoS 1 state whose payload is still in _out
         self._online_ms = None  # last time the broker was reachable
         self._boot_ms = hal.ticks_ms()
         self.outbox = None  # gw.outbox.Outbox while states wait (link down, or left on flash)
@@ -466,7 +465,10 @@ class Gateway:
         """JSON of ``obj`` + "seq" + "ts": sent at once (QoS 1) when the link is up and
         nothing waits, else into the outbox (sent in order by gw.outbox.drain)."""
         async with self._out_lock:
-            out = self._reuse_out()
+            for sq in self._seq.values():  # see _publish_json
+                self.client.in_flight(sq[2], True)
+            out = self._out
+            out.n = 0
             json.dump(obj, out)
             out.n -= 1  # the closing brace
             out.write((', "seq": %d, "ts": %d}' if out.n > 1 else '"seq": %d, "ts": %d}')
@@ -478,8 +480,8 @@ class Gateway:
             # state per meter, not a heap of them; the outbox takes the rest)
             if self.outbox is None and c.connected and not c.in_flight(sq[2]):
                 # the payload stays in _out (no ~1 KB packet per state) until its PUBACK
-                # or until _out is needed again (_reuse_out copies it then)
-                sq[2] = self._lent = await c.enqueue(topic, payload, True, True)
+                # or until _out is needed again (then copied, see _publish_json)
+                sq[2] = await c.enqueue(topic, payload, True, True)
                 return
             ob = self.outbox
             if ob is None:
@@ -492,20 +494,15 @@ class Gateway:
                     return
             ob.put(topic, payload, True)
 
-    def _reuse_out(self):
-        """_out, emptied (under _out_lock); a state still in flight from it is copied
-        out first (rare: PUBACKs come within milliseconds)."""
-        if self._lent is not None:
-            self.client.detach(self._lent)
-            self._lent = None
-        out = self._out
-        out.n = 0
-        return out
-
     async def _publish_json(self, topic, obj, retain=False):
         """Publish ``obj`` as JSON (the same text as json.dumps) from the shared buffer."""
         async with self._out_lock:
-            out = self._reuse_out()
+            # a state still in flight from _out (lent to the client, see _queue_state) is
+            # copied out first (rare: PUBACKs come within milliseconds)
+            for sq in (self._seq or {}).values():
+                self.client.in_flight(sq[2], True)
+            out = self._out
+            out.n = 0
             json.dump(obj, out)
             return await self.client.publish(topic, memoryview(out.buf)[:out.n], retain=retain)
 

@@ -195,9 +195,9 @@ def test_keepalive_pings_and_silence_detection(answer):
     run(main())
 
 
-def test_lent_payload_is_sent_after_the_header_and_detach_keeps_it():
+def test_lent_payload_is_sent_after_the_header_and_a_detach_keeps_it():
     """enqueue(..., lend=True) (the gateway's states, gw/app.py) writes the caller's
-    buffer after the header instead of copying it into a packet; detach() copies it
+    buffer after the header instead of copying it into a packet; in_flight(pid, True) copies it
     while unacknowledged, so the caller may reuse its buffer and a resend still
     carries the original bytes."""
     def script(srv, p, w):
@@ -212,13 +212,12 @@ def test_lent_payload_is_sent_after_the_header_and_detach_keeps_it():
         assert await until(lambda: c.connected)
         buf = bytearray(b'{"a": 1}--')
         pid = await c.enqueue("t/s", memoryview(buf)[:8], True, lend=True)
-        assert c.in_flight(pid)
-        c.detach(pid)
+        assert c.in_flight(pid, True)
         buf[:8] = b"XXXXXXXX"                   # reused: the queued message kept its copy
         assert await until(lambda: not c.in_flight(pid))
         pid2 = await c.enqueue("t/s", memoryview(buf)[:4], False, lend=True)
         assert await until(lambda: not c.in_flight(pid2))
-        c.detach(pid2)                          # acknowledged: nothing to copy
+        assert not c.in_flight(pid2, True)      # acknowledged: nothing to copy
         pubs = [(n, p) for n, p in srv.log if p.type == 3]
         assert [(n, p.payload, p.dup, p.retain, p.pid) for n, p in pubs] == [
             (1, b'{"a": 1}', False, True, pid), (2, b'{"a": 1}', True, True, pid),

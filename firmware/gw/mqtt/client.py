@@ -7,7 +7,7 @@
 #   task = asyncio.create_task(c.run())      # keeps a connection up until close()
 #   await c.publish(topic, payload, retain=False, qos=0)  -> bool
 #   pid = await c.enqueue(topic, payload, retain=False); c.in_flight(pid); await c.wait_acked(pid)
-#   pid = await c.enqueue(topic, buf_view, retain, lend=True); ...; c.detach(pid)  # no copy
+#   pid = await c.enqueue(topic, view, retain, lend=True); c.in_flight(pid, detach=True)
 #   await c.subscribe(topic, qos=0)          # remembered, re-subscribed on every connect
 #   c.connected; await c.wait_connected(timeout_ms); c.stats; await c.close()
 #
@@ -160,7 +160,7 @@ class MQTTClient:
 
         ``lend``: ``payload`` (bytes-like) is kept by reference, not copied into the
         packet (a 1 KB state then needs no 1 KB block): its bytes must not change
-        while the message is in flight, unless ``detach(pid)`` copied them first."""
+        while the message is in flight, unless ``in_flight(pid, True)`` copied them."""
         encode.topic_name(topic)            # reject a bad topic before waiting
         await self._make_room()
         pid = self._next_pid()
@@ -181,21 +181,18 @@ class MQTTClient:
                 pass                        # stays queued; resent after reconnect
         return pid
 
-    def detach(self, pid):
-        """The payload lent to enqueue() for ``pid`` is copied if the message is still
-        in flight: its buffer may then be reused."""
-        for e in self._pending:
-            if e[0] == pid and e[4] is not None:
-                pkt = bytearray(len(e[1]) + len(e[4]))
-                pkt[:len(e[1])] = e[1]
-                pkt[len(e[1]):] = e[4]
-                e[1] = pkt
-                e[4] = None
-
-    def in_flight(self, pid):
-        """True while the QoS1 message ``pid`` (from enqueue) waits for its PUBACK."""
+    def in_flight(self, pid, detach=False):
+        """True while the QoS1 message ``pid`` (from enqueue) waits for its PUBACK.
+        ``detach``: a payload lent to enqueue() is copied then (its buffer may be reused).
+        (One method, not two: each function costs heap on a board.)"""
         for e in self._pending:
             if e[0] == pid:
+                if detach and e[4] is not None:
+                    pkt = bytearray(len(e[1]) + len(e[4]))
+                    pkt[:len(e[1])] = e[1]
+                    pkt[len(e[1]):] = e[4]
+                    e[1] = pkt
+                    e[4] = None
                 return True
         return False
 
