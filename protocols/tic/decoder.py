@@ -484,6 +484,10 @@ class TicDecoder:
         p = start
         if self._st:
             p = self._resume(buf, mv, p, n)
+        elif self._fp is not None and buf[p] == _STX:  # CPython: frames.py
+            p, f = self._fp.whole(self, buf, mv, p, n, start)
+            if f is not None:
+                return p - start, f
         rl = self._rl
         ro = self._ro
         fs = self._fs

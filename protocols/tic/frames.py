@@ -36,16 +36,16 @@ from itertools import compress
 from operator import ne
 
 from protocols.tic import decoder as _d
-from protocols.tic.labels import NAMES
+from protocols.tic.labels import NAMES, CODES, SPECS, F_NUM, data_ok
 
 _NONE = _d._NONE
 _START = _d._START
 _NH = _d._NH
 _GROUPS = _d._GROUPS
+_BYTES = _d._BYTES
 _HISTORIC = _d._HISTORIC
 _STANDARD = _d._STANDARD
 _MAXG = _d.FRAME_MAX_GROUPS
-_SEGMAX = _d.GROUP_MAX + 1   # a piece is label...CR: at most GROUP_MAX bytes + CR
 
 
 class WholeFrames:
@@ -53,8 +53,7 @@ class WholeFrames:
 
     def __init__(self):
         self.exp = None     # pieces of a fully accepted frame, trusted while d._mut == mut
-        self.labs = None    # label index of exp[1:]
-        self.heads = None   # label + separator of exp[1:]
+        self.info = None    # per piece of exp[1:]: see _verify
         self.mode = 0       # their mode (HISTORIC or STANDARD)
         self.mut = -1
         self.last = None    # pieces of the last frame seen here (to rebuild exp from)
@@ -67,14 +66,22 @@ class WholeFrames:
         rmv = d._rmv
         nx = d._nx
         labs = []
-        heads = []
+        info = []
+        off = 0
         i = nx[_START]
         for part in parts[1:]:
             k = len(part)
             if i == _NONE or rl[i] != k or rmv[ro[i]:ro[i] + k] != part or i in labs:
                 return False
             labs.append(i)
-            heads.append(part[:len(NAMES[i]) + 1])
+            h = len(NAMES[i]) + 1
+            o = CODES[i] * 6
+            # label index, its str, label + separator, offset of the piece after
+            # the first LF, its length, SPECS offset (-1: horodated, left to
+            # _check), F_NUM, the separator before the checksum
+            info.append((i, NAMES[i], part[:h], off, k, -1 if SPECS[o + 3] else o,
+                         SPECS[o] == F_NUM, part[k - 3]))
+            off += k + 1
             i = nx[i]
         mode = _HISTORIC if labs[0] < _NH else _STANDARD
         for i in labs:
@@ -83,8 +90,7 @@ class WholeFrames:
         if d._cfg and d._cfg != mode:
             return False
         self.exp = parts
-        self.labs = labs
-        self.heads = heads
+        self.info = info
         self.mode = mode
         self.mut = d._mut
         return True
@@ -111,39 +117,63 @@ class WholeFrames:
             self.exp = None
             return p
         self.last = parts
-        labs = self.labs
-        heads = self.heads
+        info = self.info
         smode = self.mode
-        rl = d._rl
+        groups = d.frame.groups
+        ro = d._ro
+        rb = d._rb
         c = d._c
         fmode = d._fmode
         nk = d._nk
         nseen = d._nseen
         prev = _START
-        done = 0                # pieces 1..done are accounted for
-        a = p + 1               # start of piece done + 1
+        done = 0                # pieces 1..done are accounted for (same lengths as exp's)
+        p += 1                  # piece j starts at p + its offset
         for j in compress(range(m), map(ne, parts, exp)):
             cnt = j - 1 - done
             if cnt:             # pieces done+1 .. j-1: unchanged
                 if fmode != smode:
                     if fmode:
-                        return self._leave(d, a - 1, prev, fmode, nk, nseen, done)
+                        return self._leave(d, p + info[done][3] - 1, prev, fmode, nk, nseen, done)
                     fmode = smode
                 nk += cnt
                 nseen += cnt
                 c[_GROUPS] += cnt
-                a += sum(map(len, parts[done + 1:j])) + cnt
-                prev = labs[j - 2]
+                prev = info[j - 2][0]
             part = parts[j]
-            k = len(part)
-            i = labs[j - 1]
-            # the main loop would accept a piece that merely starts with the cached
-            # group by its comparison, and cut a piece with another CR differently;
-            # with the label and separator of exp[j], _check() can only reject the
-            # piece (changing nothing) or accept it as label i
-            if (part.startswith(exp[j]) or k < 2 or k > _SEGMAX
-                    or part.find(b'\r') != k - 1 or not part.startswith(heads[j - 1])):
+            i, label, head, a, k, o, num, sep = info[j - 1]
+            a += p
+            # Only a piece of the cached group's length (so not merely starting with
+            # it, which the main loop would accept by its comparison), with no other
+            # CR (the main loop would cut it there) and the label and separator of
+            # exp[j]: then _check() can only reject it (changing nothing) or accept
+            # it as label i.  Anything else is left to the main loop.
+            if len(part) != k or part.find(b'\r') != k - 1 or not part.startswith(head):
                 return self._leave(d, a - 1, prev, fmode, nk, nseen, j - 1)
+            x = k - 3           # the separator before the checksum
+            if o >= 0 and part[x] == sep and (fmode == smode or not fmode):
+                # _check() for this case, inline (same checks, same effects): the
+                # label, both separators and the length are exp[j]'s, so is the
+                # data width
+                s = sum(part[:x])
+                if sep == 9:
+                    s += 9
+                if (s & 63) + 32 == part[k - 2]:
+                    try:
+                        v = part[len(head):x].decode('ascii')
+                    except ValueError:
+                        v = None
+                    if v is not None and (v.isdigit() if num else data_ok(o, v, part, len(head), x)):
+                        fmode = smode
+                        groups[label] = (v, None)
+                        o = ro[i]
+                        rb[o:o + k] = part      # the cached bytes (same length)
+                        nk += 1
+                        nseen += 1
+                        c[_GROUPS] += 1
+                        prev = i
+                        done = j
+                        continue
             d._pred = i
             d._prev = prev
             d._fmode = fmode
@@ -155,44 +185,59 @@ class WholeFrames:
             fmode = d._fmode
             nk = d._nk
             nseen = d._nseen
-            a += k + 1
-            if d._prev != i or not d._inf or rl[i] != k or k != len(exp[j]):
-                # another label, frame closed (overflow), not cached, or stored at a
-                # new place (_compact may have emptied the cache): the main loop
-                # takes over after this group, in the state _check left
+            if d._prev != i or not d._inf or d._rl[i] != k:
+                # (cannot happen: another label, frame closed, not cached) the
+                # main loop takes over after this group, in the state _check left
+                self._tag(d, j - 1)
                 self.exp = None
-                self._tag(d, labs, j - 1)
-                return a - 1
+                return a + k
             prev = i
             done = j
         cnt = m - 1 - done
         if cnt:
             if fmode != smode:
                 if fmode:
-                    return self._leave(d, a - 1, prev, fmode, nk, nseen, done)
+                    return self._leave(d, p + info[done][3] - 1, prev, fmode, nk, nseen, done)
                 fmode = smode
             nk += cnt
             nseen += cnt
             c[_GROUPS] += cnt
-            prev = labs[m - 2]
+            prev = info[m - 2][0]
         d._prev = prev
         d._pred = d._nx[prev]
         d._fmode = fmode
         d._nk = nk
         d._nseen = nseen
-        if len(d.frame.groups) != nseen:
-            self._tag(d, labs, m - 1)     # _etx() reads the frame tags
+        if len(groups) != nseen:
+            self._tag(d, m - 1)     # _etx() reads the frame tags
         self.exp = parts
         self.mut = d._mut
         return e
 
-    def _tag(self, d, labs, k):
-        """Give the first ``k`` labels the frame's tag (what the main loop does as
-        it accepts each group; this path defers it until someone reads it)."""
+    def whole(self, d, buf, mv, p, n, start):
+        """``decode()`` meets an STX at ``p`` outside a segment: the main loop's STX
+        step, ``run()``, and the main loop's ETX step if that is where it stopped
+        -> (position, frame or None: the main loop goes on from position)."""
+        c = d._c
+        d._stx(c[_BYTES] + p - start)
+        p = self.run(d, buf, mv, p + 1, n)
+        if p < n and buf[p] == 3:
+            p += 1
+            if d._inf:
+                f = d._etx(c[_BYTES] + p - start)
+                if f is not None:
+                    c[_BYTES] += p - start
+                    return p, f
+        return p, None
+
+    def _tag(self, d, k):
+        """Give the labels of the first ``k`` pieces the frame's tag (what the main
+        loop does as it accepts each group; this path defers it until someone
+        reads it)."""
         fs = d._fs
         tag = d._tag
-        for i in labs[:k]:
-            fs[i] = tag
+        for t in self.info[:k]:
+            fs[t[0]] = tag
 
     def _leave(self, d, pos, prev, fmode, nk, nseen, k):
         """Hand over to the main loop at ``pos`` (an LF) after ``k`` pieces."""
@@ -201,6 +246,6 @@ class WholeFrames:
         d._fmode = fmode
         d._nk = nk
         d._nseen = nseen
-        self._tag(d, self.labs, k)
+        self._tag(d, k)
         self.exp = None
         return pos

@@ -40,6 +40,19 @@ def test_tic_identical(mpw, data, sizes, mode):
     same(mpw, "tic", mode, sizes, data.hex())
 
 
+@budget(60, fuzz=3000)
+@given(meter_streams(max_frames=12), st.data(), st.sampled_from((AUTO, HISTORIC, STANDARD)))
+def test_tic_consecutive_frames_identical(mpw, ms, data, mode):
+    """Consecutive frames of one meter, some with line faults, in buffers holding whole
+    frames: CPython decodes them through its whole-frame path (protocols/tic/frames.py),
+    the unix port through the main loop only."""
+    raws = [data.draw(mutated(raw, LINE_FAULTS, 0, 3)) if data.draw(st.booleans()) else raw
+            for _, raw, _ in ms.frames]
+    stream = b"".join(raws)
+    same(mpw, "tic", mode, [], stream.hex())
+    same(mpw, "tic", mode, [len(raws[0])], stream.hex())
+
+
 def test_tic_real_fragments_identical(mpw):
     for frag in fragments():
         for data in (frag["bytes"], b"\n" + frag["bytes"] + b"\r",

@@ -53,6 +53,11 @@ def _grp(label, value, mode=HISTORIC, hd=None):
     return encode_group(label, value, mode, hd)
 
 
+def _raw(body):
+    """A historic group with a right checksum whatever its data (no validation)."""
+    return b"\n" + body + b" " + bytes([(sum(body) & 0x3F) + 0x20]) + b"\r"
+
+
 def _hframe(papp="02970", iinst="013", extra=b"", base="005717270"):
     return (b"\x02" + _grp("ADCO", "022261304533") + _grp("OPTARIF", "BASE")
             + _grp("ISOUSC", "45") + _grp("BASE", base) + _grp("PTEC", "TH..")
@@ -107,6 +112,12 @@ def test_hand_over_cases():
         _hframe(base="05717270"),                           # a new length (format error)
         _hframe(papp="2970"),                               # idem
         _hframe().replace(b"PAPP", b"PAPX"),                # bad checksum
+        _hframe(papp="02971").replace(b"02971 4", b"02971 5"),   # idem, same label
+        _hframe().replace(_grp("PAPP", "02970"), _raw(b"PAPP 0297A")),    # format
+        _hframe().replace(_grp("PAPP", "02970"), _raw(b"PAPP 0297\xe9")),  # not ASCII
+        _hframe().replace(_grp("OPTARIF", "BASE"), _raw(b"OPTARIF BA\xc3\xa9")),
+        _hframe().replace(_grp("OPTARIF", "BASE"), _raw(b"OPTARIF BA\tE")),
+        _hframe().replace(_grp("PAPP", "02970"), _raw(b"PAPP\t02970")),   # other separator
         _hframe().replace(_grp("PTEC", "TH.."), _grp("PTEC", "HC..")),
         _hframe().replace(_grp("PTEC", "TH.."), _grp("HHPHC", "A")),   # another label
         _hframe().replace(_grp("PTEC", "TH.."), _grp("ADSC", "012345678901", STANDARD)),
