@@ -63,6 +63,7 @@ _FOVERFLOW = const(12)
 _GARBAGE = const(13)
 _BYTES = const(14)
 _NCOUNTERS = const(15)
+_MUT = const(15)    # _c[_MUT], not a stat: bumped when the cache or _nx may change (frames.py)
 # one str: a tuple of 15 strings would hold 15 str objects (dict keys: 15 qstrs)
 STAT_NAMES = ('groups checksum_errors label_errors format_errors mode_errors truncated '
          'malformed overflows frames frames_interrupted frames_unterminated '
@@ -108,6 +109,7 @@ class TicDecoder:
     ``frame.groups`` holds that label with the tuple of those bytes, so a group
     identical to its cache is accepted without touching the dict; ``frame.groups``
     is not emptied at STX: labels not seen (``_fs[i] != _tag``) go at ETX."""
+    _fp = None  # CPython: the whole-frame path (frames.py); not on MicroPython: RAM
 
     def __init__(self, mode=_AUTO):
         if mode != _AUTO and mode != _HISTORIC and mode != _STANDARD:
@@ -115,7 +117,7 @@ class TicDecoder:
         self._cfg = mode
         self._g = bytearray(GROUP_MAX + 2)
         self._gmv = memoryview(self._g)
-        self._c = [0] * _NCOUNTERS
+        self._c = [0] * (_NCOUNTERS + 1)
         self.frame = TicFrame(_ROOM_H if mode == _HISTORIC else _ROOM_S)
         # raw groups, allocated once (see _compact)
         self._rb = bytearray(CACHE_HISTORIC if mode == _HISTORIC else CACHE_MAX)
@@ -129,8 +131,6 @@ class TicDecoder:
         for i in range(_NL + 1):
             nx[i] = _NONE
         self._nx = nx
-        self._mut = 0       # bumped whenever the cache or _nx may change (frames.py)
-        self._fp = None     # CPython only (RAM): the whole-frame path, frames.py
         if not IS_MICROPYTHON:
             from protocols.tic.frames import WholeFrames
             self._fp = WholeFrames()
@@ -207,7 +207,7 @@ class TicDecoder:
                 if fs[i] != tag:
                     del g[k]
                     self._rl[i] = 0
-                    self._mut += 1
+                    c[_MUT] += 1
         c[_FRAMES] += 1
         f.mode = self.mode = self._fmode
         return f
@@ -371,7 +371,7 @@ class TicDecoder:
                 self._c[_FOVERFLOW] += 1
                 self._inf = False
         self._c[_GROUPS] += 1
-        self._mut += 1
+        self._c[_MUT] += 1
         prev = self._prev
         if prev != _NONE:
             self._nx[prev] = i

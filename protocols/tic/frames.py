@@ -1,35 +1,38 @@
 """Whole-frame path of ``TicDecoder`` (CPython only: the host harness, the simulator,
-``passerelle tic decode``; MicroPython never imports this module).
+``passerelle tic decode``, the bench; MicroPython never imports this module: RAM).
 
 A meter repeats most groups unchanged from one frame to the next.  The decoder's
 main loop accepts each of them with one comparison against its reuse cache, but on
-CPython the interpreter overhead of that per-group step is most of the cost of a
-frame.  When a frame (STX...ETX) is entirely in the buffer, this path splits its
-body on LF and compares the pieces with the pieces of the previous frame in C
-(``map(ne, ...)``): only the groups that changed are looked at one by one, each
-through the decoder's own ``_check``; the unchanged ones are accounted in one step.
+CPython the interpreter overhead of that per-group step was most of the cost of a
+historic frame.  When a frame (STX...ETX) is entirely in the buffer, this path
+splits its body on LF and compares the pieces with those of the previous frame in
+C (``map(ne, ...)``): unchanged groups are accounted in one step; a changed group
+of the same label and length is checked inline (the checks and effects of
+``_check`` for that case) or, if horodated, by ``_check`` itself.
 
 It is an exact shortcut of the main loop, never a second decoder: every step has
 the effect the main loop would have had at that point (same counters, same
 ``frame.groups``, same reuse cache and predictions), and at anything it does not
-expect (a piece that is not exactly a cached group or a valid group of the same
-label, another control byte, a rejection, a frame overflow) it writes its state
-back and returns the position from which the main loop continues, so that the
-rest of the frame is decoded exactly as before.  The differential tests compare
-CPython (this path) with the MicroPython unix port (the main loop only), and
-``tests/protocols/test_tic_frames.py`` compares this path with the main loop on
-CPython.
+expect (a piece of another length or label, another CR, a rejected group) it
+writes its state back and returns the position from which the main loop goes on,
+so the rest of the frame is decoded exactly as before.  The one liberty: the
+frame tags (``_fs``) of the groups it accounts are written only when something
+may read them (a hand-over, or ``_etx`` having labels to drop).  The differential
+tests compare CPython (this path) with the MicroPython unix port (main loop only);
+``tests/protocols/test_tic_frames.py`` compares both paths on CPython, state
+included.
 
 Why the shortcut is exact: ``exp`` is the list of pieces of a frame whose groups
-were all accepted, ``labs`` their labels.  It is trusted only if (1) it was
-checked against the decoder's reuse cache and predictions (``_verify``: piece j is
-the cached bytes of ``labs[j-1]``, and ``_nx`` chains START -> labs[0] -> labs[1]
-...) and (2) nothing changed the cache or ``_nx`` since (``d._mut``, bumped by
-every accepted group and every label dropped at ETX, is unchanged, apart from
-this path's own ``_check`` calls on changed pieces, which rewrite the cache of
-their label with the new piece and keep the chain).  Then, after the STX, the
-main loop would predict ``labs[0]``, ``labs[1]``... and accept every piece equal
-to ``exp[j]`` by its one comparison: that is what is accounted here in bulk.
+were all accepted.  It is trusted only if (1) it was checked against the
+decoder's reuse cache and predictions (``_verify``: piece j is the cached bytes
+of the label ``_nx`` predicts there, starting from START; no label twice; one
+mode) and (2) nothing changed the cache or ``_nx`` since (``d._c[_MUT]``, bumped
+by ``_check`` for every accepted group and by ``_etx`` for every label dropped,
+is unchanged, apart from this path's own changed pieces, which rewrite the cache
+of their label in place with the new piece and keep the chain).  Then, after
+the STX, the main loop would predict those labels one after the other and
+accept every piece equal to ``exp[j]`` by its one comparison: that is what is
+accounted here in bulk.
 """
 
 from itertools import compress
@@ -43,6 +46,7 @@ _START = _d._START
 _NH = _d._NH
 _GROUPS = _d._GROUPS
 _BYTES = _d._BYTES
+_MUT = _d._MUT
 _HISTORIC = _d._HISTORIC
 _STANDARD = _d._STANDARD
 _MAXG = _d.FRAME_MAX_GROUPS
@@ -52,7 +56,7 @@ class WholeFrames:
     """The state of the path, one per decoder (``TicDecoder._fp``)."""
 
     def __init__(self):
-        self.exp = None     # pieces of a fully accepted frame, trusted while d._mut == mut
+        self.exp = None     # pieces of a fully accepted frame, trusted while d._c[_MUT] == mut
         self.info = None    # per piece of exp[1:]: see _verify
         self.mode = 0       # their mode (HISTORIC or STANDARD)
         self.mut = -1
@@ -76,11 +80,15 @@ class WholeFrames:
             labs.append(i)
             h = len(NAMES[i]) + 1
             o = CODES[i] * 6
-            # label index, its str, label + separator, offset of the piece after
-            # the first LF, its length, SPECS offset (-1: horodated, left to
-            # _check), F_NUM, the separator before the checksum
-            info.append((i, NAMES[i], part[:h], off, k, -1 if SPECS[o + 3] else o,
-                         SPECS[o] == F_NUM, part[k - 3]))
+            # label index, its str, label + separator and its length, offset of
+            # the piece after the first LF, its length, SPECS offset (-1:
+            # horodated, left to _check), F_NUM, the separator before the checksum,
+            # what sum(piece) has beyond the checksummed bytes (that separator
+            # unless it is a HT, and the CR), where the piece is cached (stable
+            # while trusted: only _check moves cached groups, and it bumps _c[_MUT])
+            x = part[k - 3]
+            info.append((i, NAMES[i], part[:h], h, off, k, -1 if SPECS[o + 3] else o,
+                         SPECS[o] == F_NUM, x, 13 + (0 if x == 9 else x), ro[i]))
             off += k + 1
             i = nx[i]
         mode = _HISTORIC if labs[0] < _NH else _STANDARD
@@ -92,7 +100,7 @@ class WholeFrames:
         self.exp = parts
         self.info = info
         self.mode = mode
-        self.mut = d._mut
+        self.mut = d._c[_MUT]
         return True
 
     def run(self, d, buf, mv, p, n):
@@ -105,7 +113,7 @@ class WholeFrames:
         parts = buf[p:e].split(b'\n')
         m = len(parts)
         exp = self.exp
-        if d._mut != self.mut or exp is None or len(exp) != m:
+        if d._c[_MUT] != self.mut or exp is None or len(exp) != m:
             last = self.last
             self.exp = None
             self.last = parts
@@ -120,7 +128,6 @@ class WholeFrames:
         info = self.info
         smode = self.mode
         groups = d.frame.groups
-        ro = d._ro
         rb = d._rb
         c = d._c
         fmode = d._fmode
@@ -141,7 +148,7 @@ class WholeFrames:
                 c[_GROUPS] += cnt
                 prev = info[j - 2][0]
             part = parts[j]
-            i, label, head, a, k, o, num, sep = info[j - 1]
+            i, label, head, h, a, k, o, num, sep, adj, r = info[j - 1]
             a += p
             # Only a piece of the cached group's length (so not merely starting with
             # it, which the main loop would accept by its comparison), with no other
@@ -155,19 +162,16 @@ class WholeFrames:
                 # _check() for this case, inline (same checks, same effects): the
                 # label, both separators and the length are exp[j]'s, so is the
                 # data width
-                s = sum(part[:x])
-                if sep == 9:
-                    s += 9
-                if (s & 63) + 32 == part[k - 2]:
+                ck = part[k - 2]
+                if ((sum(part) - ck - adj) & 63) + 32 == ck:
                     try:
-                        v = part[len(head):x].decode('ascii')
+                        v = part[h:x].decode('ascii')
                     except ValueError:
                         v = None
-                    if v is not None and (v.isdigit() if num else data_ok(o, v, part, len(head), x)):
+                    if v is not None and (v.isdigit() if num else data_ok(o, v, part, h, x)):
                         fmode = smode
                         groups[label] = (v, None)
-                        o = ro[i]
-                        rb[o:o + k] = part      # the cached bytes (same length)
+                        rb[r:r + k] = part      # the cached bytes (same length)
                         nk += 1
                         nseen += 1
                         c[_GROUPS] += 1
@@ -211,7 +215,7 @@ class WholeFrames:
         if len(groups) != nseen:
             self._tag(d, m - 1)     # _etx() reads the frame tags
         self.exp = parts
-        self.mut = d._mut
+        self.mut = d._c[_MUT]
         return e
 
     def whole(self, d, buf, mv, p, n, start):
