@@ -109,7 +109,6 @@ class TicDecoder:
     ``frame.groups`` holds that label with the tuple of those bytes, so a group
     identical to its cache is accepted without touching the dict; ``frame.groups``
     is not emptied at STX: labels not seen (``_fs[i] != _tag``) go at ETX."""
-    _fp = None  # CPython: the whole-frame path (frames.py); not on MicroPython: RAM
 
     def __init__(self, mode=_AUTO):
         if mode != _AUTO and mode != _HISTORIC and mode != _STANDARD:
@@ -131,7 +130,8 @@ class TicDecoder:
         for i in range(_NL + 1):
             nx[i] = _NONE
         self._nx = nx
-        if not IS_MICROPYTHON:
+        # CPython: the whole-frame path (None: main loop only); MicroPython has no
+        if not IS_MICROPYTHON:  # _fp at all (RAM), so IS_MICROPYTHON is tested first
             from protocols.tic.frames import WholeFrames
             self._fp = WholeFrames()
         self.reset()
@@ -484,7 +484,7 @@ class TicDecoder:
         p = start
         if self._st:
             p = self._resume(buf, mv, p, n)
-        elif self._fp is not None and buf[p] == _STX:  # CPython: frames.py
+        elif not IS_MICROPYTHON and self._fp and buf[p] == _STX:  # frames.py
             p, f = self._fp.whole(self, buf, mv, p, n, start)
             if f is not None:
                 return p - start, f
@@ -563,7 +563,7 @@ class TicDecoder:
                 if x == _STX:
                     self._stx(c[_BYTES] + p - start)
                     p += 1
-                    if self._fp is not None:    # CPython: frames.py
+                    if not IS_MICROPYTHON and self._fp:    # frames.py
                         p = self._fp.run(self, buf, mv, p, n)
                 elif x == _ETX:
                     p += 1
