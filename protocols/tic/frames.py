@@ -75,7 +75,8 @@ class WholeFrames:
         i = nx[_START]
         for part in parts[1:]:
             k = len(part)
-            if i == _NONE or rl[i] != k or rmv[ro[i]:ro[i] + k] != part or i in labs:
+            # rl[i] == 0: label i has no cached bytes (an empty piece would match them)
+            if i == _NONE or k < 4 or rl[i] != k or rmv[ro[i]:ro[i] + k] != part or i in labs:
                 return False
             labs.append(i)
             h = len(NAMES[i]) + 1
