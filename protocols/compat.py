@@ -15,3 +15,18 @@ try:
     IS_MICROPYTHON = True
 except ImportError:
     IS_MICROPYTHON = False
+
+
+def pick(table, i):
+    """Message ``i`` of a module's message table (messages separated by ``|``).
+
+    On MicroPython a string literal longer than 10 characters is not interned: it is a
+    32-byte str object in the heap for as long as its module is loaded (its text stays
+    in the .mpy image), ~40 B with its constant slot; a module's error messages kept
+    in one table cost one such object.  Only error paths call this (it allocates)."""
+    p = 0
+    while i:
+        p = table.index("|", p) + 1
+        i -= 1
+    q = table.find("|", p)
+    return table[p:] if q < 0 else table[p:q]

@@ -31,9 +31,37 @@
 # broker may keep feeding the decoder: it then parses the next byte as a header.
 
 from ..errors import MalformedPacket, UsageError
-from ..compat import const
+from ..compat import const, pick
 from .packets import Packet, CONNECT, CONNACK, PUBLISH, PUBREL, SUBSCRIBE, SUBACK, UNSUBSCRIBE
 from .text import valid_utf8
+
+# MalformedPacket reasons (and the two UsageErrors): one table, not a heap object per
+# message (compat.pick)
+_WHY = ("packet type %d not expected here|PUBLISH with QoS 3|DUP on a QoS 0 PUBLISH|"
+        "bad fixed-header flags 0x%02x|remaining length longer than 4 bytes|"
+        "remaining length %d impossible for type %d|reserved CONNACK flags|"
+        "bad SUBACK code 0x%02x|packet id 0|string length beyond the packet|"
+        "string beyond the packet|ill-formed UTF-8|U+0000 in a string|empty topic name|"
+        "wildcard in a topic name|packet id beyond the packet|"
+        "max_packet must be an int >= 16|need 0 <= start <= end <= len(buf)")
+_W_TYPE = const(0)
+_W_QOS3 = const(1)
+_W_DUP0 = const(2)
+_W_FLAGS = const(3)
+_W_REMLEN = const(4)
+_W_IMPOSSIBLE = const(5)
+_W_CONNACK = const(6)
+_W_SUBACK = const(7)
+_W_PID0 = const(8)
+_W_STRLEN = const(9)
+_W_STR = const(10)
+_W_UTF8 = const(11)
+_W_NUL = const(12)
+_W_EMPTY = const(13)
+_W_WILDCARD = const(14)
+_W_PID = const(15)
+_W_MAX_PACKET = const(16)
+_W_RANGE = const(17)
 
 _S_TYPE = const(0)    # waiting for the first byte of a fixed header
 _S_LEN = const(1)     # inside the remaining-length varint
@@ -61,7 +89,7 @@ class MQTTDecoder:
 
     def __init__(self, max_packet=4096):
         if not isinstance(max_packet, int) or max_packet < 16:
-            raise UsageError("max_packet must be an int >= 16")
+            raise UsageError(pick(_WHY, _W_MAX_PACKET))
         self.max_packet = max_packet
         self._buf = bytearray(max_packet)
         self._mv = memoryview(self._buf)
@@ -88,17 +116,22 @@ class MQTTDecoder:
         """Bytes of the current partial packet held in memory (<= max_packet)."""
         return min(self._got, self.max_packet)
 
-    def _fail(self, reason, used):
+    def _fail(self, reason, used, args=None):
+        """``reason``: a message, or an index in _WHY formatted with ``args``."""
         self.stats["malformed"] += 1
         self.stats["bytes"] += used
         self._restart()
+        if isinstance(reason, int):
+            reason = pick(_WHY, reason)
+            if args is not None:
+                reason = reason % args
         raise MalformedPacket(reason, used)
 
     def decode(self, buf, start=0, end=None):
         if end is None:
             end = len(buf)
         if start < 0 or start > end or end > len(buf):
-            raise UsageError("need 0 <= start <= end <= len(buf)")
+            raise UsageError(pick(_WHY, _W_RANGE))
         i = start
         while i < end:
             st = self._state
@@ -128,14 +161,14 @@ class MQTTDecoder:
                 t = c >> 4
                 f = c & 15
                 if not (self._accept >> t) & 1:
-                    self._fail("packet type %d not expected here" % t, i - start)
+                    self._fail(_W_TYPE, i - start, t)
                 if t == PUBLISH:
                     if f & 6 == 6:
-                        self._fail("PUBLISH with QoS 3", i - start)
+                        self._fail(_W_QOS3, i - start)
                     if f & 8 and not f & 6:
-                        self._fail("DUP on a QoS 0 PUBLISH", i - start)
+                        self._fail(_W_DUP0, i - start)
                 elif f != (2 if t in (PUBREL, SUBSCRIBE, UNSUBSCRIBE) else 0):
-                    self._fail("bad fixed-header flags 0x%02x" % c, i - start)
+                    self._fail(_W_FLAGS, i - start, c)
                 self._first = c
                 self._rem = 0
                 self._shift = 0
@@ -146,13 +179,13 @@ class MQTTDecoder:
             self._shift += 7
             if c & 0x80:
                 if self._shift >= 28:
-                    self._fail("remaining length longer than 4 bytes", i - start)
+                    self._fail(_W_REMLEN, i - start)
                 continue
             t = self._first >> 4
             rem = self._rem
             m = _MIN_LEN[t]
             if rem < m or (_FIXED[t] and rem != m):
-                self._fail("remaining length %d impossible for type %d" % (rem, t), i - start)
+                self._fail(_W_IMPOSSIBLE, i - start, (rem, t))
             self._got = 0
             if rem == 0:
                 return i - start, self._complete(i - start)
@@ -184,7 +217,7 @@ class MQTTDecoder:
             self._publish(p, n, False, used)
         elif t == CONNACK:
             if mv[0] & 0xFE:
-                self._fail("reserved CONNACK flags", used)
+                self._fail(_W_CONNACK, used)
             p.session_present = bool(mv[0])
             p.code = mv[1]
         elif t == SUBACK:
@@ -192,7 +225,7 @@ class MQTTDecoder:
             j = 2
             while j < n:
                 if mv[j] not in (0, 1, 2, 0x80):
-                    self._fail("bad SUBACK code 0x%02x" % mv[j], used)
+                    self._fail(_W_SUBACK, used, mv[j])
                 j += 1
             p.codes = bytes(mv[2:n])
         elif t == CONNECT or t == SUBSCRIBE or t == UNSUBSCRIBE:
@@ -206,25 +239,25 @@ class MQTTDecoder:
     def _pid(self, j, used):
         pid = (self._mv[j] << 8) | self._mv[j + 1]
         if not pid:
-            self._fail("packet id 0", used)
+            self._fail(_W_PID0, used)
         return pid
 
     def _string(self, j, n, used):
         """UTF-8 string with a 2-byte length at j; returns it, next offset in self._j."""
         if j + 2 > n:
-            self._fail("string length beyond the packet", used)
+            self._fail(_W_STRLEN, used)
         mv = self._mv
         k = j + 2 + ((mv[j] << 8) | mv[j + 1])
         if k > n:
-            self._fail("string beyond the packet", used)
+            self._fail(_W_STR, used)
         try:
             s = str(mv[j + 2:k], "utf-8")
         except UnicodeError:
             s = None
         if s is None or (len(s) != k - j - 2 and not valid_utf8(mv, j + 2, k)):
-            self._fail("ill-formed UTF-8", used)
+            self._fail(_W_UTF8, used)
         if "\x00" in s:
-            self._fail("U+0000 in a string", used)
+            self._fail(_W_NUL, used)
         self._j = k
         return s
 
@@ -240,12 +273,12 @@ class MQTTDecoder:
         p.topic = self._string(0, n, used)
         j = self._j
         if not p.topic:
-            self._fail("empty topic name", used)
+            self._fail(_W_EMPTY, used)
         if "+" in p.topic or "#" in p.topic:
-            self._fail("wildcard in a topic name", used)
+            self._fail(_W_WILDCARD, used)
         if qos:
             if j + 2 > n:
-                self._fail("packet id beyond the packet", used)
+                self._fail(_W_PID, used)
             p.pid = self._pid(j, used)
             j += 2
         p.qos = qos

@@ -10,6 +10,7 @@
 # EncodeError for a value that cannot go on the wire (topic with a wildcard or NUL,
 # string over 65535 bytes, packet over 268435455 bytes).  Nothing else is raised.
 
+from ..compat import const, pick
 from ..errors import EncodeError, UsageError
 from .packets import MAX_REMAINING
 from .text import filter_ok, valid_utf8
@@ -19,23 +20,53 @@ DISCONNECT = b"\xe0\x00"
 
 _PROTO = b"\x00\x04MQTT\x04"   # protocol name + level 4 (3.1.1)
 
+# error messages: one table, not a heap object per message (compat.pick)
+_MSG = ("%s is not encodable as UTF-8|%s is not valid UTF-8|%s must be str|"
+        "%s longer than 65535 bytes|%s contains U+0000|%s must be bytes or str|"
+        "empty topic|wildcard in topic name %r|invalid topic filter %r|"
+        "qos must be 0..%d|packet id must be 1..65535|packet too large|"
+        "keepalive must be 0..65535 s|will must be (topic, payload, retain, qos)|"
+        "password without user (MQTT-3.1.2-22)|"
+        "DUP set on a QoS 0 publish (MQTT-3.3.1-2)|"
+        "subscribe needs at least one topic filter|topics must be (filter, qos) tuples|"
+        "unsubscribe needs a list of topic filters")
+_E_NOT_ENCODABLE = const(0)
+_E_NOT_UTF8 = const(1)
+_E_NOT_STR = const(2)
+_E_LONGER = const(3)
+_E_NUL = const(4)
+_E_NOT_BYTES = const(5)
+_E_EMPTY = const(6)
+_E_WILDCARD = const(7)
+_E_FILTER = const(8)
+_E_QOS = const(9)
+_E_PID = const(10)
+_E_TOO_LARGE = const(11)
+_E_KEEPALIVE = const(12)
+_E_WILL = const(13)
+_E_PASSWORD = const(14)
+_E_DUP = const(15)
+_E_SUBSCRIBE = const(16)
+_E_TOPICS = const(17)
+_E_UNSUBSCRIBE = const(18)
+
 
 def _utf8(s, what):
     if isinstance(s, str):
         try:
             b = s.encode("utf-8")
         except UnicodeError:       # CPython lone surrogates
-            raise EncodeError("%s is not encodable as UTF-8" % what)
+            raise EncodeError(pick(_MSG, _E_NOT_ENCODABLE) % what)
     elif isinstance(s, (bytes, bytearray)):
         b = bytes(s)
         if not valid_utf8(b, 0, len(b)):
-            raise EncodeError("%s is not valid UTF-8" % what)
+            raise EncodeError(pick(_MSG, _E_NOT_UTF8) % what)
     else:
-        raise UsageError("%s must be str" % what)
+        raise UsageError(pick(_MSG, _E_NOT_STR) % what)
     if len(b) > 65535:
-        raise EncodeError("%s longer than 65535 bytes" % what)
+        raise EncodeError(pick(_MSG, _E_LONGER) % what)
     if b"\x00" in b:
-        raise EncodeError("%s contains U+0000" % what)
+        raise EncodeError(pick(_MSG, _E_NUL) % what)
     return b
 
 
@@ -44,35 +75,35 @@ def _binary(x, what):
         return x.encode("utf-8")
     if isinstance(x, (bytes, bytearray, memoryview)):
         return x
-    raise UsageError("%s must be bytes or str" % what)
+    raise UsageError(pick(_MSG, _E_NOT_BYTES) % what)
 
 
 def topic_name(topic):
     """Validated UTF-8 bytes of a PUBLISH topic name (no wildcards, not empty)."""
     b = _utf8(topic, "topic")
     if not b:
-        raise EncodeError("empty topic")
+        raise EncodeError(pick(_MSG, _E_EMPTY))
     if b"+" in b or b"#" in b:
-        raise EncodeError("wildcard in topic name %r" % (topic,))
+        raise EncodeError(pick(_MSG, _E_WILDCARD) % (topic,))
     return b
 
 
 def _topic_filter(f):
     b = _utf8(f, "topic filter")
     if not filter_ok(str(b, "utf-8")):
-        raise EncodeError("invalid topic filter %r" % (f,))
+        raise EncodeError(pick(_MSG, _E_FILTER) % (f,))
     return b
 
 
 def _qos(q, top=2):
     if not isinstance(q, int) or q < 0 or q > top:
-        raise UsageError("qos must be 0..%d" % top)
+        raise UsageError(pick(_MSG, _E_QOS) % top)
     return q
 
 
 def _pid(pid):
     if not isinstance(pid, int) or pid < 1 or pid > 65535:
-        raise UsageError("packet id must be 1..65535")
+        raise UsageError(pick(_MSG, _E_PID))
     return pid
 
 
@@ -80,7 +111,7 @@ def _header(first, rem, tail=0):
     """Allocate the packet but its last ``tail`` bytes and write the fixed header;
     returns (buf, offset)."""
     if rem > MAX_REMAINING:
-        raise EncodeError("packet too large")
+        raise EncodeError(pick(_MSG, _E_TOO_LARGE))
     n = 1
     x = rem
     while x > 127:
@@ -112,16 +143,16 @@ def connect(client_id, keepalive=0, clean_session=True, will=None, user=None, pa
     """CONNECT.  will: (topic, payload, retain, qos) or None; password needs user."""
     cid = _utf8(client_id, "client_id")
     if not isinstance(keepalive, int) or keepalive < 0 or keepalive > 65535:
-        raise UsageError("keepalive must be 0..65535 s")
+        raise UsageError(pick(_MSG, _E_KEEPALIVE))
     flags = 0x02 if clean_session else 0
     rem = 10 + 2 + len(cid)
     if will is not None:
         if not isinstance(will, tuple) or len(will) != 4:
-            raise UsageError("will must be (topic, payload, retain, qos)")
+            raise UsageError(pick(_MSG, _E_WILL))
         wt = topic_name(will[0])
         wp = _binary(will[1], "will payload")
         if len(wp) > 65535:
-            raise EncodeError("will payload longer than 65535 bytes")
+            raise EncodeError(pick(_MSG, _E_LONGER) % "will payload")
         flags |= 0x04 | (_qos(will[3]) << 3) | (0x20 if will[2] else 0)
         rem += 4 + len(wt) + len(wp)
     if user is not None:
@@ -130,10 +161,10 @@ def connect(client_id, keepalive=0, clean_session=True, will=None, user=None, pa
         rem += 2 + len(ub)
     if password is not None:
         if user is None:
-            raise UsageError("password without user (MQTT-3.1.2-22)")
+            raise UsageError(pick(_MSG, _E_PASSWORD))
         pb = _binary(password, "password")
         if len(pb) > 65535:
-            raise EncodeError("password longer than 65535 bytes")
+            raise EncodeError(pick(_MSG, _E_LONGER) % "password")
         flags |= 0x40
         rem += 2 + len(pb)
     buf, i = _header(0x10, rem)
@@ -169,7 +200,7 @@ def publish_head(topic, size, qos=0, retain=False, dup=False, pid=0, whole=False
     if qos:
         _pid(pid)
     elif dup:
-        raise UsageError("DUP set on a QoS 0 publish (MQTT-3.3.1-2)")
+        raise UsageError(pick(_MSG, _E_DUP))
     first = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
     rem = 2 + len(tb) + (2 if qos else 0) + size
     buf, i = _header(first, rem, 0 if whole else size)
@@ -205,12 +236,12 @@ def subscribe(pid, topics):
     """SUBSCRIBE; topics: non-empty list of (filter, qos)."""
     _pid(pid)
     if not topics:
-        raise UsageError("subscribe needs at least one topic filter")
+        raise UsageError(pick(_MSG, _E_SUBSCRIBE))
     enc = []
     rem = 2
     for t in topics:
         if not isinstance(t, tuple) or len(t) != 2:
-            raise UsageError("topics must be (filter, qos) tuples")
+            raise UsageError(pick(_MSG, _E_TOPICS))
         b = _topic_filter(t[0])
         enc.append((b, _qos(t[1])))
         rem += 3 + len(b)
@@ -229,7 +260,7 @@ def unsubscribe(pid, filters):
     """UNSUBSCRIBE; filters: non-empty list of str."""
     _pid(pid)
     if not filters or isinstance(filters, str):
-        raise UsageError("unsubscribe needs a list of topic filters")
+        raise UsageError(pick(_MSG, _E_UNSUBSCRIBE))
     enc = [_topic_filter(f) for f in filters]
     rem = 2
     for b in enc:

@@ -42,7 +42,7 @@ import asyncio
 import errno
 from random import getrandbits
 
-from protocols.compat import IS_MICROPYTHON, const
+from protocols.compat import IS_MICROPYTHON, const, pick
 from protocols.errors import MalformedPacket, MQTTError, UsageError
 from protocols.mqtt import encode, MQTTDecoder, PUBLISH, PUBACK, SUBACK, UNSUBACK, PINGRESP
 from .session import Link, resolve, ticks_ms, ticks_diff
@@ -51,6 +51,15 @@ _DOWN = const(0)     # no connection
 _SETUP = const(1)    # CONNACK received: resubscribe, on_connect, backlog
 _UP = const(2)       # steady state
 _STABLE_MS = const(10000)
+
+# messages: one table, not a heap object per message (protocols.compat.pick); the
+# "<what>: %r" errors are formatted from short strings for the same reason
+_MSG = ("max_pending >= 1, 1 <= backoff_min_ms <= backoff_max_ms|qos must be 0 or 1|"
+        "keepalive: nothing received for 1.5 x keepalive|malformed packet: ")
+_M_ARGS = const(0)
+_M_QOS = const(1)
+_M_KEEPALIVE = const(2)
+_M_MALFORMED = const(3)
 _RESOLVE_AFTER = const(3)   # failed connections in a row before the host is resolved again
 
 STAT_KEYS = ("connects", "connect_failures", "refused", "disconnects", "publishes",
@@ -66,7 +75,7 @@ class MQTTClient:
                  ack_timeout_ms=10000, connect_timeout_ms=5000, write_timeout_ms=5000,
                  max_packet=2048, rx_size=1024):
         if max_pending < 1 or backoff_min_ms < 1 or backoff_max_ms < backoff_min_ms:
-            raise UsageError("max_pending >= 1, 1 <= backoff_min_ms <= backoff_max_ms")
+            raise UsageError(pick(_MSG, _M_ARGS))
         self.host = host
         self.port = port
         self.client_id = client_id
@@ -148,7 +157,7 @@ class MQTTClient:
             self.stats["publishes"] += 1
             return True
         if qos != 1:
-            raise UsageError("qos must be 0 or 1")
+            raise UsageError(pick(_MSG, _M_QOS))
         await self.enqueue(topic, payload, retain)
         return True
 
@@ -209,7 +218,7 @@ class MQTTClient:
         if connected.  Returns the granted QoS (0x80: refused) or None when offline
         or when the SUBACK did not come within ack_timeout_ms."""
         if qos not in (0, 1):
-            raise UsageError("qos must be 0 or 1")
+            raise UsageError(pick(_MSG, _M_QOS))
         encode.subscribe(1, [(topic, qos)])     # validates the filter
         for s in self._subs:
             if s[0] == topic:
@@ -330,7 +339,7 @@ class MQTTClient:
             self.stats["refused"] += 1
         if isinstance(e, MalformedPacket):
             self.stats["malformed"] += 1
-        self.last_error = "connect: %r" % (e,)
+        self.last_error = "%s: %r" % ("connect", e)
 
     def _note_link_error(self, link, e):
         if isinstance(e, MalformedPacket):
@@ -355,7 +364,7 @@ class MQTTClient:
                     await self.on_connect(self)
                 except Exception as e:      # the app's bug must not kill the link loop
                     self.stats["hook_errors"] += 1
-                    self.last_error = "on_connect: %r" % (e,)
+                    self.last_error = "%s: %r" % ("on_connect", e)
             await self._flush(link, gen)
             if not link.dead:
                 self._phase = _UP
@@ -391,7 +400,7 @@ class MQTTClient:
             if ka:
                 if ticks_diff(now, link.last_rx) > ka + (ka >> 1):
                     self.stats["ping_timeouts"] += 1
-                    link.fail("keepalive: nothing received for 1.5 x keepalive")
+                    link.fail(pick(_MSG, _M_KEEPALIVE))
                     break
                 if ((ticks_diff(now, link.last_tx) >= ping_iv
                      or ticks_diff(now, link.last_rx) >= ping_iv)
@@ -536,7 +545,7 @@ class MQTTClient:
                     self.stats["unexpected"] += 1
         except MalformedPacket as e:
             self.stats["malformed"] += 1
-            link.fail("malformed packet: " + e.reason)
+            link.fail(pick(_MSG, _M_MALFORMED) + e.reason)
         except OSError as e:
             link.fail("read: %r" % (e,))
         except Exception as e:          # supervisor of this task: count it, drop the link
@@ -555,7 +564,7 @@ class MQTTClient:
                 self.on_message(p.topic, p.payload, p.retain)
             except Exception as e:
                 self.stats["hook_errors"] += 1
-                self.last_error = "on_message: %r" % (e,)
+                self.last_error = "%s: %r" % ("on_message", e)
         if qos == 1:
             await link.send(encode.puback(pid), self.write_timeout_ms)
         elif qos == 2:                  # never requested (subscribe caps QoS at 1)

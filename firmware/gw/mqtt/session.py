@@ -25,7 +25,7 @@
 import asyncio
 import errno
 
-from protocols.compat import IS_MICROPYTHON, const
+from protocols.compat import IS_MICROPYTHON, const, pick
 from protocols.errors import MQTTError
 from protocols.mqtt import MQTTDecoder, CONNACK  # noqa: F401  (MQTTDecoder: for callers)
 
@@ -43,13 +43,21 @@ except ImportError:            # CPython
 _IPPROTO_TCP = const(6)
 _TCP_NODELAY = const(1)
 _POLL_STEP_MS = const(10)
+# messages: one table, not a heap object per message (protocols.compat.pick)
+_MSG = ("connection refused, CONNACK code %d|first packet is not CONNACK|"
+        "expected CONNACK, got type %d|write timeout|closed by peer")
+_M_REFUSED = const(0)
+_M_FIRST = const(1)
+_M_EXPECTED = const(2)
+_M_WRITE_TIMEOUT = const(3)
+_M_CLOSED = const(4)
 
 
 class ConnectRefused(MQTTError):
     """The broker answered CONNECT with a non-zero CONNACK return code (``code``)."""
 
     def __init__(self, code):
-        super().__init__("connection refused, CONNACK code %d" % code)
+        super().__init__(pick(_MSG, _M_REFUSED) % code)
         self.code = code
 
 
@@ -171,8 +179,8 @@ class Link:
             self.fail("no CONNACK")
             raise OSError(errno.ETIMEDOUT)
         if p.type != CONNACK:
-            self.fail("first packet is not CONNACK")
-            raise MQTTError("expected CONNACK, got type %d" % p.type)
+            self.fail(pick(_MSG, _M_FIRST))
+            raise MQTTError(pick(_MSG, _M_EXPECTED) % p.type)
         if p.code:
             self.fail("refused %d" % p.code)
             raise ConnectRefused(p.code)
@@ -199,7 +207,7 @@ class Link:
                 else:
                     await w.drain()         # MicroPython: yields once; CPython: no wait
             except asyncio.TimeoutError:
-                self.fail("write timeout")
+                self.fail(pick(_MSG, _M_WRITE_TIMEOUT))
                 raise OSError(errno.ETIMEDOUT)
             except OSError as e:
                 self.fail("write: %r" % (e,))
@@ -226,7 +234,7 @@ class Link:
             if n is None:               # MicroPython: spurious wake-up (EAGAIN)
                 continue
             if not n:
-                self.fail("closed by peer")
+                self.fail(pick(_MSG, _M_CLOSED))
                 raise OSError(errno.ECONNRESET)
             self._pos = 0
             self._n = n
