@@ -61,6 +61,7 @@ class WholeFrames:
         self.mode = 0       # their mode (HISTORIC or STANDARD)
         self.mut = -1
         self.last = None    # pieces of the last frame seen here (to rebuild exp from)
+        self.ng = 0         # pieces of the current frame counted in stats['groups']
 
     def _verify(self, d, parts):
         """Trust ``parts`` (a frame body split on LF) if each piece is the cached
@@ -126,40 +127,28 @@ class WholeFrames:
             self.exp = None
             return p
         self.last = parts
+        # After the STX nothing is accounted in the frame (_nk = _nseen = 0,
+        # invalid = 0) and _fmode is the decoder's mode (AUTO or this frame's: see
+        # _verify).  Every piece before the one at hand has been accepted (equal
+        # to exp's, or checked): after k pieces, _nk = _nseen = k (the labels are
+        # all different), _fmode is the frame's mode, _prev the label of piece k.
         info = self.info
-        smode = self.mode
         groups = d.frame.groups
         rb = d._rb
-        c = d._c
-        fmode = d._fmode
-        nk = d._nk
-        nseen = d._nseen
-        prev = _START
-        done = 0                # pieces 1..done are accounted for (same lengths as exp's)
+        self.ng = 0             # pieces counted in stats['groups'] so far
         p += 1                  # piece j starts at p + its offset
         for j in compress(range(m), map(ne, parts, exp)):
-            cnt = j - 1 - done
-            if cnt:             # pieces done+1 .. j-1: unchanged
-                if fmode != smode:
-                    if fmode:
-                        return self._leave(d, p + info[done][3] - 1, prev, fmode, nk, nseen, done)
-                    fmode = smode
-                nk += cnt
-                nseen += cnt
-                c[_GROUPS] += cnt
-                prev = info[j - 2][0]
             part = parts[j]
             i, label, head, h, a, k, o, num, sep, adj, r = info[j - 1]
-            a += p
             # Only a piece of the cached group's length (so not merely starting with
             # it, which the main loop would accept by its comparison), with no other
             # CR (the main loop would cut it there) and the label and separator of
             # exp[j]: then _check() can only reject it (changing nothing) or accept
             # it as label i.  Anything else is left to the main loop.
             if len(part) != k or part.find(b'\r') != k - 1 or not part.startswith(head):
-                return self._leave(d, a - 1, prev, fmode, nk, nseen, j - 1)
+                return self._leave(d, p + a - 1, j - 1)
             x = k - 3           # the separator before the checksum
-            if o >= 0 and part[x] == sep and (fmode == smode or not fmode):
+            if o >= 0 and part[x] == sep:
                 # _check() for this case, inline (same checks, same effects): the
                 # label, both separators and the length are exp[j]'s, so is the
                 # data width
@@ -170,50 +159,23 @@ class WholeFrames:
                     except ValueError:
                         v = None
                     if v is not None and (v.isdigit() if num else data_ok(o, v, part, h, x)):
-                        fmode = smode
                         groups[label] = (v, None)
                         rb[r:r + k] = part      # the cached bytes (same length)
-                        nk += 1
-                        nseen += 1
-                        c[_GROUPS] += 1
-                        prev = i
-                        done = j
                         continue
-            d._pred = i
-            d._prev = prev
-            d._fmode = fmode
-            d._nk = nk
-            d._nseen = nseen
-            if d._check(buf, mv, a, a + k - 1):
+            # horodated, or an error: _check() itself, in the main loop's state
+            self._state(d, j - 1)
+            if d._check(buf, mv, p + a, p + a + k - 1):
                 # rejected, nothing changed: the main loop redoes it from the LF
-                return self._leave(d, a - 1, prev, fmode, nk, nseen, j - 1)
-            fmode = d._fmode
-            nk = d._nk
-            nseen = d._nseen
+                return self._leave(d, p + a - 1, j - 1)
+            self.ng += 1
             if d._prev != i or not d._inf or d._rl[i] != k:
                 # (cannot happen: another label, frame closed, not cached) the
                 # main loop takes over after this group, in the state _check left
                 self._tag(d, j - 1)
                 self.exp = None
-                return a + k
-            prev = i
-            done = j
-        cnt = m - 1 - done
-        if cnt:
-            if fmode != smode:
-                if fmode:
-                    return self._leave(d, p + info[done][3] - 1, prev, fmode, nk, nseen, done)
-                fmode = smode
-            nk += cnt
-            nseen += cnt
-            c[_GROUPS] += cnt
-            prev = info[m - 2][0]
-        d._prev = prev
-        d._pred = d._nx[prev]
-        d._fmode = fmode
-        d._nk = nk
-        d._nseen = nseen
-        if len(groups) != nseen:
+                return p + a + k
+        self._state(d, m - 1)
+        if len(groups) != m - 1:
             self._tag(d, m - 1)     # _etx() reads the frame tags
         self.exp = parts
         self.mut = d._c[_MUT]
@@ -235,6 +197,20 @@ class WholeFrames:
                     return p, f
         return p, None
 
+    def _state(self, d, k):
+        """The main loop's state after the first ``k`` pieces of the frame."""
+        if k:
+            i = self.info[k - 1][0]
+            d._fmode = self.mode
+        else:
+            i = _START
+        d._prev = i
+        d._pred = d._nx[i]
+        d._nk = k
+        d._nseen = k
+        d._c[_GROUPS] += k - self.ng
+        self.ng = k
+
     def _tag(self, d, k):
         """Give the labels of the first ``k`` pieces the frame's tag (what the main
         loop does as it accepts each group; this path defers it until someone
@@ -244,13 +220,9 @@ class WholeFrames:
         for t in self.info[:k]:
             fs[t[0]] = tag
 
-    def _leave(self, d, pos, prev, fmode, nk, nseen, k):
+    def _leave(self, d, pos, k):
         """Hand over to the main loop at ``pos`` (an LF) after ``k`` pieces."""
-        d._prev = prev
-        d._pred = d._nx[prev]
-        d._fmode = fmode
-        d._nk = nk
-        d._nseen = nseen
+        self._state(d, k)
         self._tag(d, k)
         self.exp = None
         return pos
