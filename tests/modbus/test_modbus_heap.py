@@ -32,8 +32,8 @@ MAX_GROWTH = 2048
 
 @pytest.mark.parametrize("heapsize,tic", [
     pytest.param("96K", False, marks=pytest.mark.xfail(
-        reason="not met: 100K is the smallest heap that passes (6.9 KB free); at 96K the MQTT "
-               "and Modbus jobs fail 328-592 byte allocations (firmware/README.md Memory)",
+        reason="not met: 98K is the smallest heap that passes (6.3 KB free); at 96K the "
+               "first discovery announce fails (firmware/README.md Memory)",
         strict=False)),
     ("112K", False), ("144K", True)])
 def test_modbus_meters_heap(micropython, mosquitto, tmp_path, heapsize, tic):
