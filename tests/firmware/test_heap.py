@@ -38,7 +38,8 @@ def heapsizes():
     if HEAPSIZE == TARGET:
         return [TARGET]
     return [pytest.param(TARGET, marks=pytest.mark.xfail(
-        reason="the board runs at %s: 96K is not yet reliable (see firmware/README.md Memory)"
+        reason="the TIC gateway is guarded at %s (heapsize_tic): 96K is not yet reliable "
+               "(see firmware/README.md Memory)"
                % HEAPSIZE, strict=False)), HEAPSIZE]
 
 
