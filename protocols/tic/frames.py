@@ -50,6 +50,7 @@ _MUT = _d._MUT
 _HISTORIC = _d._HISTORIC
 _STANDARD = _d._STANDARD
 _MAXG = _d.FRAME_MAX_GROUPS
+_MAXB = _d.FRAME_MAX_BYTES
 
 
 class WholeFrames:
@@ -109,7 +110,10 @@ class WholeFrames:
         """Called by ``decode()`` right after the STX at ``p - 1`` opened a frame
         (the decoder's state written back): decode what it can of that frame and
         return the position the main loop goes on from (``p``: nothing done)."""
-        e = buf.find(b'\x03', p, n)
+        # a longer frame is dropped at its ETX anyway (frames_overflow); searching
+        # further would scan the rest of a buffer without ETX (a cooked-tty
+        # capture) at every STX: quadratic
+        e = buf.find(b'\x03', p, n if n - p < _MAXB else p + _MAXB)
         if e < 0:
             return p
         parts = buf[p:e].split(b'\n')

@@ -198,3 +198,27 @@ def test_micropython_runs_the_main_loop_only(run_micropython):
     r = run_micropython(code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["True", "False", "False"]
+
+
+def test_etx_search_is_bounded():
+    """A buffer without ETX (a cooked-tty capture: CR -> LF, ETX swallowed) must not be
+    scanned to its end at every STX (quadratic: a 13 MB capture took 20 s instead of
+    5 s): the path looks for the ETX within FRAME_MAX_BYTES only (a longer frame is
+    dropped at its ETX anyway)."""
+    from protocols.tic.decoder import FRAME_MAX_BYTES
+    spans = []
+
+    class Buf(bytes):
+        def find(self, sub, start=0, end=None):
+            if sub == b"\x03":
+                spans.append((end if end is not None else len(self)) - start)
+            return bytes.find(self, sub, start, end)
+
+    cooked = _hframe().replace(b"\r\n", b"\n\n").replace(b"\x03", b"") * 200
+    data = Buf(cooked)
+    fast = TicDecoder()
+    p = 0
+    while p < len(data):
+        p += fast.decode(data, p)[0]
+    assert spans and max(spans) <= FRAME_MAX_BYTES
+    _same([cooked])
