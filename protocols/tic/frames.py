@@ -69,18 +69,18 @@ class WholeFrames:
         group of the label the decoder predicts at that point -> True."""
         rl = d._rl
         ro = d._ro
-        rmv = d._rmv
+        rb = d._rb
         nx = d._nx
-        labs = []
+        labs = set()
         info = []
         off = 0
         i = nx[_START]
         for part in parts[1:]:
             k = len(part)
             # rl[i] == 0: label i has no cached bytes (an empty piece would match them)
-            if i == _NONE or k < 4 or rl[i] != k or rmv[ro[i]:ro[i] + k] != part or i in labs:
+            if i == _NONE or k < 4 or rl[i] != k or not rb.startswith(part, ro[i]) or i in labs:
                 return False
-            labs.append(i)
+            labs.add(i)
             h = len(NAMES[i]) + 1
             o = CODES[i] * 6
             # label index, its str, label + separator and its length, offset of
@@ -94,7 +94,7 @@ class WholeFrames:
                          SPECS[o] == F_NUM, x, 13 + (0 if x == 9 else x), ro[i]))
             off += k + 1
             i = nx[i]
-        mode = _HISTORIC if labs[0] < _NH else _STANDARD
+        mode = _HISTORIC if info[0][0] < _NH else _STANDARD
         for i in labs:
             if (i < _NH) != (mode == _HISTORIC):
                 return False
