@@ -21,60 +21,103 @@
 # hints instead of a TIC info tuple: they are used as they are.
 #
 # The gateway imports this module only while it announces entities and drops it
-# afterwards (gw.app): nothing here is needed in steady state.
+# afterwards (gw.app): nothing here is needed in steady state.  It is imported when the
+# heap is at its tightest (the first announce, a 96K heap), so it is small: the strings
+# longer than 10 characters that are not an entity's member names or values are in one
+# string (_K, protocols.compat.pick) rather than a literal each (~40 B while loaded),
+# there are no constant tuples, the strings shared by every entity are made once per
+# announce (Discovery.avail, the state topic), and the gateway has an entity built and
+# written into its JSON buffer by dump(), outside its coroutines (see dump).
 import json
 
-_UNIT_CLASS = (("VA", "apparent_power"), ("A", "current"), ("V", "voltage"), ("W", "power"))
-_DIAG = ("id", "status", "version", "time",  # label kinds, then labels
-         "ADCO", "ADSC", "PRM", "VTIC", "MOTDETAT", "STGE", "RELAIS", "DATE", "HHPHC", "phases")
-_TEMPO = ("tempo_today", "tempo_tomorrow")
+from protocols.compat import const, pick
+
+# strings used once per announce, or formats (their results are new strings anyway); the
+# member names and values of every entity stay literals: as dict keys and values they
+# would be new strings in every entity's dict
+_K = ("identifiers|manufacturer|TIC gateway (%s)|passerelle_%s_%s_%s|"
+      "{{ value_json.get('%s') }}|%s/sensor/%s/%s_%s/config|mdi:palette|%s Tempo %s|"
+      "%s/%s/state|passerelle_|discovery_prefix")
+_IDENTIFIERS = const(0)
+_MANUFACTURER = const(1)
+_MODEL = const(2)
+_UNIQUE_ID = const(3)
+_VALUE_JSON = const(4)
+_TOPIC = const(5)
+_ICON = const(6)
+_TEMPO = const(7)
+_STATE = const(8)
+_PREFIX = const(9)
+_DISC_PREFIX = const(10)
+# diagnostic entities: label kinds, then labels (whole words between spaces)
+_DIAG = " id status version time ADCO ADSC PRM VTIC MOTDETAT STGE RELAIS DATE HHPHC phases "
 
 
 def object_id(key):
     """A TIC label or derived key -> a topic- and entity-id-safe lowercase name."""
-    out = ""
-    for c in key.lower():
+    out = key.lower()  # one string; rebuilt character by character only when needed
+    for c in out:
+        if not (("a" <= c <= "z") or ("0" <= c <= "9") or c == "_"):
+            break
+    else:
+        return out
+    r = ""
+    for c in out:
         if c == "-":
-            out += "_m"
+            r += "_m"
         elif c == "+":
-            out += "_p"
+            r += "_p"
         elif ("a" <= c <= "z") or ("0" <= c <= "9") or c == "_":
-            out += c
+            r += c
         else:
-            out += "_"
-    return out
+            r += "_"
+    return r
 
 
 class Discovery:
     def __init__(self, cfg, board, version):
         mqtt = cfg["mqtt"]
         self.dev = cfg["device_id"]
-        self.prefix = mqtt["discovery_prefix"]
+        self.prefix = mqtt[pick(_K, _DISC_PREFIX)]
         self.base = "%s/%s" % (mqtt["base"], self.dev)
         self.device = {
-            "identifiers": ["passerelle_" + self.dev],
+            pick(_K, _IDENTIFIERS): [pick(_K, _PREFIX) + self.dev],
             "name": cfg["name"],
-            "manufacturer": "Passerelle",
-            "model": "TIC gateway (%s)" % board,
+            pick(_K, _MANUFACTURER): "Passerelle",
+            "model": pick(_K, _MODEL) % board,
             "sw_version": version,
         }
+        self.avail = self.base + "/status"  # the same strings for every entity
+        self._st = (None, None)  # (meter id, its state topic)
 
     def topic(self, meter_id, key):
-        return "%s/sensor/%s/%s_%s/config" % (self.prefix, self.dev, meter_id, object_id(key))
+        return pick(_K, _TOPIC) % (self.prefix, self.dev, meter_id, object_id(key))
 
     def payload(self, meter_id, key, info=None):
         """The config JSON of one entity; info = protocols.tic.labels.info(key) or None."""
         return json.dumps(self.entity(meter_id, key, info))
 
+    def dump(self, out, e):
+        """json.dump() the config of entity e = (meter id, key, info) into ``out``.  The
+        gateway calls this (a plain function) rather than passing the dict to a coroutine:
+        a coroutine's stale stack slots would keep the dict and its strings (~1 KB)
+        alive while the entity is published."""
+        json.dump(self.entity(e[0], e[1], e[2]), out)
+
     def entity(self, meter_id, key, info=None):
         """The config of one entity as a dict (payload() is its JSON).  info: a TIC
         labels.info() tuple, or (unit, device_class, state_class) hints."""
+        st = self._st
+        if st[0] != meter_id:
+            st = self._st = (meter_id, pick(_K, _STATE) % (self.base, meter_id))
+        # the same members inserted in the same order as ever: MicroPython's dicts
+        # iterate in hash-table order, so the payload's bytes depend on how it is built
         p = {
-            "unique_id": "passerelle_%s_%s_%s" % (self.dev, meter_id, object_id(key)),
+            "unique_id": pick(_K, _UNIQUE_ID) % (self.dev, meter_id, object_id(key)),
             "name": "%s %s" % (meter_id, key),
-            "state_topic": "%s/%s/state" % (self.base, meter_id),
-            "value_template": "{{ value_json.get('%s') }}" % key,
-            "availability_topic": self.base + "/status",
+            "state_topic": st[1],
+            "value_template": pick(_K, _VALUE_JSON) % key,
+            "availability_topic": self.avail,
             "device": self.device,
         }
         if info is not None and len(info) == 3:
@@ -87,12 +130,13 @@ class Discovery:
             if state:
                 p["state_class"] = state
             return p
-        if key in _TEMPO:
-            p["name"] = "%s Tempo %s" % (meter_id, key[6:])
+        day = key[6:] if key[:6] == "tempo_" else None
+        if day == "today" or day == "tomorrow":
+            p["name"] = pick(_K, _TEMPO) % (meter_id, day)
             p["device_class"] = "enum"
             p["options"] = ["blue", "white", "red"]
-            p["icon"] = "mdi:palette"
-        elif key in _DIAG or (info is not None and info[0] in _DIAG):
+            p["icon"] = pick(_K, _ICON)
+        elif (" %s " % key) in _DIAG or (info is not None and (" %s " % info[0]) in _DIAG):
             p["entity_category"] = "diagnostic"
         if key == "phases":
             p["name"] = meter_id + " Phases"
@@ -105,9 +149,10 @@ class Discovery:
                     p["device_class"] = "energy"
             elif unit:
                 p["state_class"] = "measurement"
-                for u, cls in _UNIT_CLASS:
-                    if u == unit:
-                        p["device_class"] = cls
+                cls = ("apparent_power" if unit == "VA" else "current" if unit == "A"
+                       else "voltage" if unit == "V" else "power" if unit == "W" else None)
+                if cls is not None:
+                    p["device_class"] = cls
             if unit:
                 p["unit_of_measurement"] = unit
         return p
