@@ -20,10 +20,10 @@ def run():
     except KeyboardInterrupt:  # Ctrl-C from the REPL (mpremote, flashing): stop, keep the REPL
         try:
             gw.shutdown()  # a clean shutdown: S0 counts to flash
-        except Exception as e:  # noqa: BLE001 - e.g. a full heap: still stop (last save's counts stay)
+        except Exception as e:  # noqa: BLE001 - a full heap: still stop (last save's counts stay)
             print("PASSERELLE SHUTDOWN ERROR %r" % (e,))
         print("PASSERELLE STOPPED")
-    except Exception as e:  # noqa: BLE001 - outside the supervised jobs: reset, never sit in the REPL
+    except Exception as e:  # noqa: BLE001 - outside the jobs: reset, never sit in the REPL
         print("PASSERELLE CRASH %r" % (e,))
         board_hal.reset()
     if not ok:
