@@ -38,7 +38,7 @@ import sys
 from gw import VERSION
 from gw.log import Log
 from gw.sched import Supervisor
-from protocols.compat import const
+from protocols.compat import const, pick
 
 _LOOP_MS = const(1000)
 _NET_CHECK_S = const(5)
@@ -49,6 +49,39 @@ _SAFE_CLEAR_MS = const(60000)
 _SEQ_BLOCK = const(1024)  # seq numbers per NVS write (see firmware/README.md wear budget)
 _BACKOFF_MAX_MS = const(3000)  # reconnect delay cap (1.5-3 s with jitter): back within 5 s
 _PERIOD_SLACK_MS = const(500)  # a reading polled every period_s lands a few ms either side
+# log messages and strings used once: one table, not a heap object per string
+# (protocols.compat.pick)
+_MSG = ("safe mode: %d abnormal resets in a row; no driver started|"
+        "healthy for a minute: reset count cleared|"
+        "unhealthy (jobs %s, offline since %d ms): watchdog not fed|stats not published|"
+        "connecting (%s)|clock not set: ts is the uptime|no link after %d s|"
+        "%d fil pilote zone(s) set to hors-gel|"
+        "Home Assistant restarted: republishing discovery|no memory for the outbox: seq %d lost|"
+        "gw.config_devices|gw.config_modbus|gw.discovery|PASSERELLE BOOT |discovery_prefix|"
+        "mqtt_username|mqtt_password|offline_reset_s|stats_period_s|min_interval_s|"
+        "offline_interval_s|%s/%s/state")
+_M_SAFE = const(0)
+_M_HEALTHY = const(1)
+_M_UNHEALTHY = const(2)
+_M_NO_STATS = const(3)
+_M_CONNECTING = const(4)
+_M_NO_CLOCK = const(5)
+_M_NO_LINK = const(6)
+_M_HORS_GEL = const(7)
+_M_HA_RESTART = const(8)
+_M_NO_OUTBOX = const(9)
+_S_CONFIG_DEVICES = const(10)  # and strings used once (at boot, once per meter, per announce)
+_S_CONFIG_MODBUS = const(11)
+_S_DISCOVERY = const(12)
+_S_BOOT = const(13)
+_S_DISC_PREFIX = const(14)
+_S_USER = const(15)
+_S_PASSWORD = const(16)
+_S_OFFLINE_RESET = const(17)
+_S_STATS_PERIOD = const(18)
+_S_MIN_INTERVAL = const(19)
+_S_OFFLINE_INTERVAL = const(20)
+_S_STATE = const(21)
 
 
 def _unload(name):
@@ -96,8 +129,8 @@ class Gateway:
         self.errors = list(errors) + errs
         config = None
         _unload("gw.config")
-        _unload("gw.config_devices")
-        _unload("gw.config_modbus")
+        _unload(pick(_MSG, _S_CONFIG_DEVICES))
+        _unload(pick(_MSG, _S_CONFIG_MODBUS))
         self.log = Log(self.cfg["log_level"])
         self.base = "%s/%s" % (self.cfg["mqtt"]["base"], self.cfg["device_id"])
         self._client_factory = client_factory
@@ -153,7 +186,7 @@ class Gateway:
             safe = None
             _unload("gw.safe")
         self.boot = json.dumps(self.boot_report())  # also published once connected
-        print("PASSERELLE BOOT " + self.boot)
+        print(pick(_MSG, _S_BOOT) + self.boot)
         if self.errors:
             for e in self.errors:
                 self.log.error("config", e)
@@ -168,7 +201,7 @@ class Gateway:
         self._out = _Out(_OUT_SIZE)
         self._out_lock = asyncio.Lock()
         if self.safe_mode:
-            self.log.error("gw", "safe mode: %d abnormal resets in a row; no driver started",
+            self.log.error("gw", pick(_MSG, _M_SAFE),
                            self._resets)
         buses = {}  # uart -> ModbusBus, shared by the Modbus meters wired to it
         for mcfg in cfg["meters"]:
@@ -194,7 +227,7 @@ class Gateway:
         if self.act is not None:
             await self.client.subscribe(self.base + "/+/set", 1)
         if cfg["mqtt"]["discovery"]:
-            await self.client.subscribe(cfg["mqtt"]["discovery_prefix"] + "/status")
+            await self.client.subscribe(cfg["mqtt"][pick(_MSG, _S_DISC_PREFIX)] + "/status")
         gc.collect()
         if hasattr(gc, "threshold"):
             # Collect after every few KB allocated instead of only when the heap is full:
@@ -230,14 +263,15 @@ class Gateway:
             from gw.mqtt.client import MQTTClient as factory
             kw = {"max_packet": _MQTT_RX, "rx_size": _MQTT_RX, "backoff_max_ms": _BACKOFF_MAX_MS}
         return factory(m["host"], m["port"], m["client_id"],
-                       user=s["mqtt_username"] or None, password=s["mqtt_password"] or None,
+                       user=s[pick(_MSG, _S_USER)] or None,
+                       password=s[pick(_MSG, _S_PASSWORD)] or None,
                        keepalive=m["keepalive"], will=(self.base + "/status", "offline", True, 1),
                        on_message=self._on_message, on_connect=self._on_connect, **kw)
 
     async def _main_loop(self):
         hal = self.hal
-        offline_ms = self.cfg["watchdog"]["offline_reset_s"] * 1000
-        stats_ms = self.cfg["stats_period_s"] * 1000
+        offline_ms = self.cfg["watchdog"][pick(_MSG, _S_OFFLINE_RESET)] * 1000
+        stats_ms = self.cfg[pick(_MSG, _S_STATS_PERIOD)] * 1000
         last_stats = hal.ticks_ms()
         logged = False  # "unhealthy" already said
         while True:
@@ -265,21 +299,21 @@ class Gateway:
                         nvs = hal.nvs(("g" + self.cfg["device_id"])[:15])
                         nvs.set("resets", 0)
                         nvs.commit()
-                        self.log.info("gw", "healthy for a minute: reset count cleared")
+                        self.log.info("gw", pick(_MSG, _M_HEALTHY))
                     except OSError as e:
                         self.log.exception("gw", "nvs", e)
             elif not logged:
                 logged = True
                 if self.outbox is not None:  # the board resets soon: RAM is lost
                     self.outbox.flush()
-                self.log.error("gw", "unhealthy (jobs %s, offline since %d ms): watchdog not fed",
+                self.log.error("gw", pick(_MSG, _M_UNHEALTHY),
                                self.sup.stats(), hal.ticks_diff(now, self._online_ms))
             if hal.ticks_diff(now, last_stats) >= stats_ms:
                 last_stats = now
                 try:
                     await self._publish_stats()
                 except (OSError, MemoryError, ValueError) as e:
-                    self.log.exception("gw", "stats not published", e)
+                    self.log.exception("gw", pick(_MSG, _M_NO_STATS), e)
 
     async def close(self):
         """Stop everything this gateway started (tests; a board just resets)."""
@@ -300,14 +334,14 @@ class Gateway:
         ncfg = self.cfg["network"]
         while True:
             if not net.isconnected():
-                self.log.info("net", "connecting (%s)", ncfg["type"])
+                self.log.info("net", pick(_MSG, _M_CONNECTING), ncfg["type"])
                 if await net.connect(ncfg, self.secrets, ncfg["timeout_s"] * 1000):
                     self.log.info("net", "up: %s", net.info())
                     sync = getattr(self.hal, "sync_time", None)  # ESP32: SNTP for "ts"
                     if sync is not None and not await sync():
-                        self.log.warning("net", "clock not set: ts is the uptime")
+                        self.log.warning("net", pick(_MSG, _M_NO_CLOCK))
                 else:
-                    self.log.warning("net", "no link after %d s", ncfg["timeout_s"])
+                    self.log.warning("net", pick(_MSG, _M_NO_LINK), ncfg["timeout_s"])
             await asyncio.sleep(_NET_CHECK_S)
 
     async def _on_connect(self, client):
@@ -353,7 +387,7 @@ class Gateway:
                 self.hal.pin(b, 1, value=1 - inv)
                 n += 1
         if n:
-            self.log.warning("config", "%d fil pilote zone(s) set to hors-gel", n)
+            self.log.warning("config", pick(_MSG, _M_HORS_GEL), n)
             await self.hal.flush_io(2000)
 
     def shutdown(self):
@@ -376,9 +410,9 @@ class Gateway:
         if act is not None and topic.endswith("/set") and topic.startswith(self.base + "/"):
             act.command(topic, topic[len(self.base) + 1:-4], payload, retained)
             return
-        if (topic == self.cfg["mqtt"]["discovery_prefix"] + "/status"
+        if (topic == self.cfg["mqtt"][pick(_MSG, _S_DISC_PREFIX)] + "/status"
                 and bytes(payload) == b"online" and not retained):
-            self.log.info("disc", "Home Assistant restarted: republishing discovery")
+            self.log.info("disc", pick(_MSG, _M_HA_RESTART))
             self._rediscover()
 
     def _rediscover(self):
@@ -417,7 +451,7 @@ class Gateway:
                 keys.pop(0)
         finally:
             disc = Discovery = None
-            _unload("gw.discovery")
+            _unload(pick(_MSG, _S_DISCOVERY))
             gc.collect()
 
     async def _publisher(self, meter):
@@ -426,9 +460,9 @@ class Gateway:
         frames arrive (so stale values are never republished), complete states only."""
         hal = self.hal
         period = meter.cfg["period_s"] * 1000
-        min_iv = meter.cfg["min_interval_s"] * 1000
-        off_iv = self.cfg["outbox"]["offline_interval_s"] * 1000
-        topic = ("%s/%s/state" % (self.base, meter.id)).encode()
+        min_iv = meter.cfg[pick(_MSG, _S_MIN_INTERVAL)] * 1000
+        off_iv = self.cfg["outbox"][pick(_MSG, _S_OFFLINE_INTERVAL)] * 1000
+        topic = (pick(_MSG, _S_STATE) % (self.base, meter.id)).encode()
         client = self.client
         seq = self._seq[meter.id]  # kept here: a restarted publisher goes on counting
         last = None
@@ -491,7 +525,7 @@ class Gateway:
 
                     ob = outbox.open_for(self)
                 except MemoryError:  # no room for the outbox now: this state is lost
-                    self.log.error("out", "no memory for the outbox: seq %d lost", seq)
+                    self.log.error("out", pick(_MSG, _M_NO_OUTBOX), seq)
                     return
             ob.put(topic, payload, True)
 

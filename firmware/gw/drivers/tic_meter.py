@@ -28,7 +28,7 @@
 import asyncio
 import json
 
-from protocols.compat import const
+from protocols.compat import const, pick
 
 _BUF_SIZE = const(256)  # small: reads usually fill it, so the decoder gets it without a copy
 _MAX_WH_PER_S = const(100)  # 360 kW: far above any TIC meter, catches corrupted digits
@@ -38,6 +38,14 @@ _MAX_AGE = const(5)
 _DETECT_MS = const(12000)  # auto mode: data without a valid frame this long -> other baud
 _RETRY_MIN_MS = const(1000)
 _RETRY_MAX_MS = const(30000)
+# log messages: one table, not a heap object per message (protocols.compat.pick)
+_MSG = ("cannot open UART: %s (retry in %d ms)|UART %s open at %d Bd|UART error: %s|"
+        "UART link closed|no valid frame: trying %d Bd")
+_M_NO_UART = const(0)
+_M_OPEN = const(1)
+_M_UART_ERROR = const(2)
+_M_CLOSED = const(3)
+_M_TRYING = const(4)
 _TRI_LABELS = ("IINST2", "IINST3", "IRMS2", "IRMS3", "URMS2", "URMS3",
                "SINSTS1", "SINSTS2", "SINSTS3", "IMAX2", "IMAX3")
 _DERIVED = ("phases", "tempo_today", "tempo_tomorrow")
@@ -239,17 +247,17 @@ class TICMeter:
                                            cfg.get("rx_pin"), cfg.get("invert", False))
             except OSError as e:
                 self.stats["link_errors"] += 1
-                self.log.warning(tag, "cannot open UART: %s (retry in %d ms)", e, delay)
+                self.log.warning(tag, pick(_MSG, _M_NO_UART), e, delay)
                 await asyncio.sleep(delay / 1000)
                 delay = min(delay * 2, _RETRY_MAX_MS)
                 continue
-            self.log.info(tag, "UART %s open at %d Bd", uart.id, self.baudrate)
+            self.log.info(tag, pick(_MSG, _M_OPEN), uart.id, self.baudrate)
             try:
                 if await self._pump(uart, tag):
                     delay = _RETRY_MIN_MS
             except OSError as e:
                 self.stats["link_errors"] += 1
-                self.log.warning(tag, "UART error: %s", e)
+                self.log.warning(tag, pick(_MSG, _M_UART_ERROR), e)
             finally:
                 uart.close()
             await asyncio.sleep(delay / 1000)
@@ -270,7 +278,7 @@ class TICMeter:
         while True:
             n = await uart.readinto(mv)
             if not n:
-                self.log.warning(tag, "UART link closed")
+                self.log.warning(tag, pick(_MSG, _M_CLOSED))
                 return got
             pos = 0
             while pos < n:  # buf[:n] in place (end=n): no copy of a partial read
@@ -288,5 +296,5 @@ class TICMeter:
                 uart.set_baudrate(self.baudrate)
                 dec.reset()
                 self.stats["baud_switches"] += 1
-                self.log.info(tag, "no valid frame: trying %d Bd", self.baudrate)
+                self.log.info(tag, pick(_MSG, _M_TRYING), self.baudrate)
                 since = hal.ticks_ms()
