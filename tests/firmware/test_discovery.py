@@ -101,3 +101,26 @@ def test_custom_prefix_and_base():
     assert d.topic("m", "PAPP") == "ha/sensor/gw2/m_papp/config"
     p = json.loads(d.payload("m", "PAPP", TIC.labels.info("PAPP")))
     assert p["state_topic"] == "home/gw2/m/state" and p["availability_topic"] == "home/gw2/status"
+
+
+class _Writer:
+    """What json.dump writes into (the gateway's JSON buffer, gw.app._Out)."""
+
+    def __init__(self):
+        self.parts = []
+
+    def write(self, s):
+        self.parts.append(s)
+        return len(s)
+
+
+@pytest.mark.parametrize("key", ["EAST", "SMAXSN-1", "tempo_today", "ADSC", "phases", "PREF"])
+def test_dump_writes_the_payload(disc, key):
+    """Discovery.dump (what the gateway publishes) writes exactly payload()."""
+    w = _Writer()
+    disc.dump(w, ("linky", key, TIC.labels.info(key)))
+    assert "".join(w.parts) == disc.payload("linky", key, TIC.labels.info(key))
+    hints = ("Wh", "energy", "total_increasing")
+    w = _Writer()
+    disc.dump(w, ("sdm", key, hints))
+    assert json.loads("".join(w.parts)) == json.loads(disc.payload("sdm", key, hints))
