@@ -45,6 +45,8 @@ _NONE = _d._NONE
 _START = _d._START
 _NH = _d._NH
 _GROUPS = _d._GROUPS
+_CHECKSUM = _d._CHECKSUM    # _c[_CHECKSUM:_OVERFLOW + 1]: the rejected segments
+_OVERFLOW = _d._OVERFLOW
 _BYTES = _d._BYTES
 _MUT = _d._MUT
 _HISTORIC = _d._HISTORIC
@@ -62,6 +64,7 @@ class WholeFrames:
         self.mode = 0       # their mode (HISTORIC or STANDARD)
         self.mut = -1
         self.last = None    # pieces of the last frame seen here (to rebuild exp from)
+        self.lerr = -1      # rejected segments when last was left to the main loop
         self.ng = 0         # pieces of the current frame counted in stats['groups']
 
     def _verify(self, d, parts):
@@ -121,10 +124,14 @@ class WholeFrames:
         exp = self.exp
         if d._c[_MUT] != self.mut or exp is None or len(exp) != m:
             last = self.last
+            lerr = self.lerr
             self.exp = None
             self.last = parts
+            self.lerr = err = sum(d._c[_CHECKSUM:_OVERFLOW + 1])
+            # (a segment rejected since last was left to the main loop: the
+            # decoder's cache cannot hold all of last, _verify would fail)
             if (last is None or len(last) != m or m < 2 or m > _MAXG or last[0]
-                    or not self._verify(d, last)):
+                    or lerr != err and lerr >= 0 or not self._verify(d, last)):
                 return p
             exp = last
         if parts[0]:    # STX not followed by LF
@@ -183,6 +190,7 @@ class WholeFrames:
             self._tag(d, m - 1)     # _etx() reads the frame tags
         self.exp = parts
         self.mut = d._c[_MUT]
+        self.lerr = -1
         return e
 
     def whole(self, d, buf, mv, p, n, start):
@@ -229,4 +237,5 @@ class WholeFrames:
         self._state(d, k)
         self._tag(d, k)
         self.exp = None
+        self.lerr = sum(d._c[_CHECKSUM:_OVERFLOW + 1])
         return pos
