@@ -71,6 +71,11 @@ def _walk(top):
             yield Path(dirpath) / name
 
 
+# CPython-only modules of protocols/ (never imported on MicroPython: the TIC decoder's
+# whole-frame path, see protocols/README.md): not deployed to a board
+HOST_ONLY = ("protocols/tic/frames.py",)
+
+
 def plan(project_root):
     """[(source Path, board path str, action 'mpy'|'copy')] for the whole tree."""
     root = Path(project_root)
@@ -91,6 +96,8 @@ def plan(project_root):
     if proto.is_dir():
         for src in _walk(proto):
             rel = "protocols/" + src.relative_to(proto).as_posix()
+            if rel in HOST_ONLY:
+                continue
             if rel.endswith(".py"):
                 items.append((src, "lib/" + rel[:-3] + ".mpy", "mpy"))
             elif not rel.endswith((".md", ".txt")):

@@ -93,5 +93,7 @@ def test_real_project_builds(tmp_path, project_root):
     m = build_mpy(project_root, tmp_path / "board")
     assert any(p.startswith("lib/protocols/") for p in m)
     assert all(p.endswith(".mpy") or not p.endswith(".py") or "/" not in p for p in m)
+    # the TIC decoder's CPython-only whole-frame path is not deployed (never imported there)
+    assert "lib/protocols/tic/decoder.mpy" in m and "lib/protocols/tic/frames.mpy" not in m
     if (project_root / "firmware" / "main.py").exists():
         assert "main.py" in m
