@@ -41,7 +41,7 @@ def heapsizes():
     # and under load, but one full CI run failed a 168 B allocation at the first discovery
     # announce, so 96K stays a non-strict expected failure until it has more room
     return [pytest.param(TARGET, marks=pytest.mark.xfail(
-        reason="the Linky passes at 96K with ~0.4 KB to spare; one full CI run of 15 failed "
+        reason="the Linky passes at 96K with ~0.4 KB to spare; one full CI run of 16 failed "
                "at the first discovery announce (firmware/README.md Memory)", strict=False)),
         HEAPSIZE]
 
