@@ -37,11 +37,11 @@ HEAPSIZE = os.environ.get("PASSERELLE_HEAPSIZE") or __import__("json").loads(
 def heapsizes():
     if HEAPSIZE == TARGET:
         return [TARGET]
-    # met with ~0.4 KB to spare (4.5 KB free, MIN_FREE 4 KB): 14 runs of 15 passed, alone
+    # met with ~0.4 KB to spare (4.5 KB free, MIN_FREE 4 KB): 15 runs of 16 passed, alone
     # and under load, but one full CI run failed a 168 B allocation at the first discovery
     # announce, so 96K stays a non-strict expected failure until it has more room
     return [pytest.param(TARGET, marks=pytest.mark.xfail(
-        reason="the Linky passes at 96K with ~0.4 KB to spare; one full CI run of 16 failed "
+        reason="the Linky passes at 96K with ~0.4 KB to spare; 1 run of 16 (a CI run) failed "
                "at the first discovery announce (firmware/README.md Memory)", strict=False)),
         HEAPSIZE]
 
