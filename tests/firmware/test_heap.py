@@ -25,8 +25,8 @@ MIN_FREE = 4 * 1024
 MAX_GROWTH = 2048     # allowed drop of the free heap between the first and the last stats
 
 # 96K (a 64 KB ESP32 budget) is the target, met by the TIC gateway alone on the simulator's
-# traffic with little room (firmware/README.md Memory); HEAPSIZE (boards/emu/board.json heapsize_tic) is
-# where it is also guarded, with some room, since replays of real captures need more
+# traffic with little room (firmware/README.md Memory); HEAPSIZE (boards/emu/board.json
+# heapsize_tic) is where it is also guarded, with some room, since replays of real captures need more
 # (tests/replay/test_replay_heap.py).  The firmware is imported in place from a ROMFS
 # image as on a board.  PASSERELLE_HEAPSIZE overrides HEAPSIZE.
 TARGET = "96K"
