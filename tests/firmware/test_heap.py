@@ -24,11 +24,11 @@ RUN_S = float(os.environ.get("PASSERELLE_HEAP_RUN_S", "25"))
 MIN_FREE = 4 * 1024
 MAX_GROWTH = 2048     # allowed drop of the free heap between the first and the last stats
 
-# 96K (a 64 KB ESP32 budget) is the target, met by the TIC gateway alone on the simulator's
-# traffic with little room (firmware/README.md Memory); HEAPSIZE (boards/emu/board.json
-# heapsize_tic) is where it is also guarded, with some room, since replays of real captures need more
-# (tests/replay/test_replay_heap.py).  The firmware is imported in place from a ROMFS
-# image as on a board.  PASSERELLE_HEAPSIZE overrides HEAPSIZE.
+# 96K (a 64 KB ESP32 budget) is the target, met by the TIC gateway alone on the
+# simulator's traffic with little room (firmware/README.md Memory); HEAPSIZE
+# (boards/emu/board.json heapsize_tic) is where it is also guarded, with some room, since
+# replays of real captures need more (tests/replay/test_replay_heap.py).  The firmware is
+# imported in place from a ROMFS image as on a board.  PASSERELLE_HEAPSIZE overrides it.
 TARGET = "96K"
 HEAPSIZE = os.environ.get("PASSERELLE_HEAPSIZE") or __import__("json").loads(
     (ROOT / "boards/emu/board.json").read_text())["heapsize_tic"]
