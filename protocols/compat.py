@@ -23,7 +23,8 @@ def pick(table, i):
     On MicroPython a string literal longer than 10 characters is not interned: it is a
     32-byte str object in the heap for as long as its module is loaded (its text stays
     in the .mpy image), ~40 B with its constant slot; a module's error messages kept
-    in one table cost one such object.  Only error paths call this (it allocates)."""
+    in one table cost one such object.  It allocates the message: call it on error and
+    log paths and for once-per-boot or once-per-announce strings, never per frame."""
     p = 0
     while i:
         p = table.index("|", p) + 1
