@@ -500,8 +500,8 @@ class Gateway:
         """JSON of ``obj`` + "seq" + "ts": sent at once (QoS 1) when the link is up and
         nothing waits, else into the outbox (sent in order by gw.outbox.drain)."""
         async with self._out_lock:
-            for sq in self._seq.values():  # see _publish_json
-                self.client.in_flight(sq[2], True)
+            for q in self._seq.values():  # see _publish_json (q: not sq, this meter's)
+                self.client.in_flight(q[2], True)
             out = self._out
             out.n = 0
             json.dump(obj, out)
