@@ -124,7 +124,12 @@ class Gateway:
         self.hal = hal
         from gw import config
 
-        self.cfg, errs = config.validate(cfg, secrets, hal.board if hal.board.get("pins") else None)
+        b = hal.board
+        self.cfg, errs = config.validate(cfg, secrets, b if b.get("pins") else None)
+        # the HAL reads only these at run time; the pin lists (~2 KB of heap) were for the
+        # checks above
+        hal.board = {k: b[k] for k in ("id", "uarts", "ethernet") if k in b}
+        b = None
         self.secrets = config.validate_secrets(secrets)[0]
         self.errors = list(errors) + errs
         config = None

@@ -68,11 +68,9 @@ COUNTER_DEFAULTS = (("type", "s0"), ("name", ""), ("per_pulse", 1), ("unit", "L"
 SENSOR_DEFAULTS = (("type", "ds18b20"), ("name", ""), ("period_s", 60))
 FP_ORDERS = ("confort", "eco", "hors-gel", "arret", "confort-1", "confort-2")
 
-SECRETS_DEFAULTS = (
-    ("wifi_password", ""),
-    ("mqtt_username", ""),
-    ("mqtt_password", ""),
-)
+SECRETS_DEFAULTS = (("wifi_password", ""), ("mqtt_username", ""), ("mqtt_password", ""))
+# board.json: the keys the firmware reads (the host keeps the docs and notes off the device)
+BOARD_KEYS = ("id", "pins", "uarts", "capabilities", "ethernet")
 
 # Schema: (key, kind, arg, required).  Kinds:
 #   "id"   identifier [a-z0-9_-]{1,arg}      "str"  string of at most arg chars
@@ -580,6 +578,8 @@ def read_board_root(root="."):
 
     cfg, secrets, errors = load(path("config.json"), path("secrets.json"))
     board = read_json(path("board.json"))[0]
+    if isinstance(board, dict):  # a hand-copied full board.json: only what the firmware reads
+        board = {k: board[k] for k in BOARD_KEYS if k in board}
     getenv = getattr(os, "getenv", None)
     text = getenv("PASSERELLE_EMU") if getenv is not None else None
     if text:

@@ -51,6 +51,26 @@ def load_board(board_id, project_root=None):
     return board
 
 
+# What the firmware reads of a board.json (firmware/gw/config.py BOARD_KEYS): the board's
+# board.json carries only these, without their "note" texts, since the device parses it
+# at every boot into a heap of 64 KB (the emu board.json alone holds ~2 KB of notes).
+DEVICE_KEYS = ("id", "pins", "uarts", "capabilities", "ethernet")
+
+
+def _without_notes(v):
+    if isinstance(v, dict):
+        return {k: _without_notes(x) for k, x in v.items()
+                if not (k in ("note", "notes") or k.endswith("_note"))}
+    if isinstance(v, list):
+        return [_without_notes(x) for x in v]
+    return v
+
+
+def device_board(board):
+    """The board.json a device receives: DEVICE_KEYS of ``board``, notes removed."""
+    return {k: _without_notes(board[k]) for k in DEVICE_KEYS if k in board}
+
+
 def is_emulated(board):
     return board.get("mcu") == "unix"
 

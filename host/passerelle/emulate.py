@@ -40,6 +40,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import project_root as _project_root
+from .boards import device_board
 from .build import BuildError, build_mpy
 from .romfs import build_image
 from .romfs import command as romfs_command
@@ -215,8 +216,9 @@ class Emulation:
         for name, doc in (("config.json", cfg), ("secrets.json", secrets)):
             (self.root / name).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
-        if board_json.is_file():
-            shutil.copyfile(board_json, self.root / "board.json")
+        if board_json.is_file():  # what a flashed board gets: the keys it reads, no notes
+            (self.root / "board.json").write_text(
+                json.dumps(device_board(board), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             if self.heapsize is None:
                 self.heapsize = board.get("heapsize")
         if self.heapsize is None:

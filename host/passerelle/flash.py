@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 from . import project_root as _project_root
-from .boards import (BoardError, chip, flash_offset, is_emulated, print_report, validate_files)
+from .boards import (BoardError, chip, device_board, flash_offset, is_emulated, print_report,
+                     validate_files)
 from .build import BuildError, build_mpy
 
 BOOT_PREFIX = "PASSERELLE BOOT "
@@ -286,7 +287,7 @@ def board_files(build_dir, manifest, cfg, secrets, board, emu=None):
     if secrets is not None:
         files["/secrets.json"] = (json.dumps(secrets, indent=2, sort_keys=True,
                                              ensure_ascii=False) + "\n").encode()
-    files["/board.json"] = (json.dumps(board, indent=2, sort_keys=True, ensure_ascii=False)
+    files["/board.json"] = (json.dumps(device_board(board), indent=2, sort_keys=True, ensure_ascii=False)
                             + "\n").encode()
     if emu is not None:
         files["/emu.json"] = (json.dumps(emu, sort_keys=True) + "\n").encode()

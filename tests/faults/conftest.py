@@ -27,6 +27,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from passerelle import brokers
+from passerelle.boards import device_board
 from passerelle.romfs import build_image, command
 from passerelle.sim.linky import LinkySim
 from passerelle.tic_server import TicServer
@@ -37,7 +38,8 @@ DEVICE = "flt"
 BASE = "passerelle/" + DEVICE
 STATE = BASE + "/linky/state"
 KEEPALIVE = 5
-HEAPSIZE = json.loads((ROOT / "boards/emu/board.json").read_text())["heapsize"]
+BOARD = json.loads((ROOT / "boards/emu/board.json").read_text())
+HEAPSIZE = BOARD["heapsize"]
 SEQ_RE = re.compile(r"^D out: .*seq (\d+)$")
 BASE_RE = re.compile(r"^I out: linky: seq from (\d+)$")
 
@@ -158,7 +160,7 @@ class Gateway:
         self.image, self.root, self.emu = image, Path(root), dict(emu)
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "config.json").write_text(json.dumps(cfg))
-        shutil.copyfile(ROOT / "boards/emu/board.json", self.root / "board.json")
+        (self.root / "board.json").write_text(json.dumps(device_board(BOARD)))
         shutil.copyfile(ROOT / "firmware/main.py", self.root / "main.py")
         self.lines = []  # (t, boot number, line)
         self.boots = 0

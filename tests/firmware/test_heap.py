@@ -2,12 +2,14 @@
 (-X heapsize=96K on the 64-bit unix port ~ a 64 KB budget on an ESP32, see
 perf-reliability.md §1.5), with standard three-phase frames and a broker."""
 
+import json
 import os
 import shutil
 import time
 
 import pytest
 
+from passerelle.boards import device_board, load_board
 from passerelle.romfs import build_image
 from tests.firmware.feed import ROOT, Firmware, Recorder, TicFeed, have_tic, write_root
 
@@ -57,6 +59,8 @@ def test_gateway_heap_from_mpy(micropython, mosquitto, tmp_path, heapsize):
     assert not list(build.rglob("*.py"))
     root = tmp_path / "board"
     write_root(root, mosquitto.port, device_id="heap")
+    # the board.json passerelle flash / emulate deploy (the device parses it at boot)
+    (root / "board.json").write_text(json.dumps(device_board(load_board("emu"))))
     # main.py runs from the board root, as on a board: the unix port puts the script's
     # directory first on sys.path, so running firmware/main.py would import gw and hal
     # from their .py sources (compiled at boot) instead of the .mpy files

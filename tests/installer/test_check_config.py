@@ -173,3 +173,25 @@ def test_cli_check_config_and_boards(tmp_path, capsys):
         assert bid in out
     assert cli.main(["boards", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == len(board_ids())
+
+
+@pytest.mark.parametrize("board", board_ids())
+def test_the_device_gets_what_its_firmware_reads(board):
+    """flash / emulate write boards.device_board(): the keys gw.config.BOARD_KEYS keeps at
+    boot, no notes (the device parses board.json at every boot, into a 64 KB heap), and the
+    firmware validates a config with it exactly as with the whole board.json."""
+    import importlib.util
+
+    from passerelle.boards import DEVICE_KEYS, device_board
+    spec = importlib.util.spec_from_file_location("_gw_config_keys", ROOT / "firmware/gw/config.py")
+    fw_config = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fw_config)
+    assert DEVICE_KEYS == fw_config.BOARD_KEYS
+    full = load_board(board)
+    dev = device_board(full)
+    assert set(dev) == {k for k in DEVICE_KEYS if k in full} and "pins" in dev
+    text = json.dumps(dev)
+    assert '"note' not in text and "_note" not in text and len(text) < 1024, text
+    for cfg in (cfg_for(full), cfg_for(full, rx_pin=(full["pins"]["flash"] or [None])[0]),
+                cfg_for(full, uart=9)):
+        assert fw_config.validate(cfg, None, dev)[1] == fw_config.validate(cfg, None, full)[1]
