@@ -49,6 +49,8 @@ _SAFE_CLEAR_MS = const(60000)
 _SEQ_BLOCK = const(1024)  # seq numbers per NVS write (see firmware/README.md wear budget)
 _BACKOFF_MAX_MS = const(3000)  # reconnect delay cap (1.5-3 s with jitter): back within 5 s
 _PERIOD_SLACK_MS = const(500)  # a reading polled every period_s lands a few ms either side
+_ACK_GRACE_MS = const(1000)  # a PUBACK takes ms: a state waits that long for it (_publisher)
+_HOLD_MS = const(20)  # how often a state held by _ACK_GRACE_MS looks again
 # log messages and strings used once: one table, not a heap object per string
 # (protocols.compat.pick)
 _MSG = ("safe mode: %d abnormal resets in a row; no driver started|"
@@ -486,6 +488,15 @@ class Gateway:
                 due = since >= off_iv
             else:
                 due = since >= period - _PERIOD_SLACK_MS or (meter.changed and since >= min_iv)
+            if due and since is not None and since < _ACK_GRACE_MS and client.connected \
+                    and self.outbox is None and client.in_flight(seq[2]):
+                # the previous state still awaits its PUBACK (a busy loop reads it late):
+                # this one waits (no seq used; newer frames still update the values)
+                # instead of opening the outbox (its module and ring, ~2 KB); overdue (a
+                # half-open link): it goes to the outbox, see _queue_state
+                meter.updated.set()
+                await asyncio.sleep(_HOLD_MS / 1000)
+                continue
             if due:
                 meter.changed = False
                 last = now
@@ -503,7 +514,8 @@ class Gateway:
 
     async def _queue_state(self, topic, obj, seq, sq):
         """JSON of ``obj`` + "seq" + "ts": sent at once (QoS 1) when the link is up and
-        nothing waits, else into the outbox (sent in order by gw.outbox.drain)."""
+        nothing waits, else into the outbox (sent in order by gw.outbox.drain); online,
+        _publisher first holds a state while the previous one's PUBACK is not overdue."""
         async with self._out_lock:
             for q in self._seq.values():  # see _publish_json (q: not sq, this meter's)
                 self.client.in_flight(q[2], True)

@@ -69,7 +69,8 @@ def tic_model(rec, channel, speed=1.0, meter_cfg=None, root=None):
 
 def lockstep(waits, topic, timeout=10.0):
     """A gate for :class:`passerelle.replay.Replay`: ``gate(channel, i, collector)``
-    holds chunk ``i`` until ``waits[i]`` distinct states were received on ``topic``
+    holds chunk ``i`` until ``waits[i]`` distinct states (their values, "seq" and "ts"
+    aside) were received on ``topic``
     (gives up after ``timeout``, for the rest of the replay: the comparison then shows
     what is missing)."""
     seen = {"i": 0, "last": None, "n": 0, "gave_up": False}
@@ -84,9 +85,11 @@ def lockstep(waits, topic, timeout=10.0):
                 fresh = collector.messages[seen["i"]:]
                 seen["i"] += len(fresh)
             for m in fresh:
-                if m[0] == topic and not m[3] and m[1] != seen["last"]:
-                    seen["last"] = m[1]
-                    seen["n"] += 1
+                if m[0] == topic and not m[3]:
+                    values = _values(m[1])
+                    if values != seen["last"]:
+                        seen["last"] = values
+                        seen["n"] += 1
             if seen["n"] >= need:
                 return
             if time.monotonic() > end:
@@ -96,11 +99,27 @@ def lockstep(waits, topic, timeout=10.0):
     return gate
 
 
+def _values(payload):
+    """A state payload without the gateway's delivery stamps "seq" and "ts": a state
+    republished as is (Home Assistant restarted, a reconnection) is not a new one."""
+    try:
+        d = json.loads(payload)
+    except ValueError:
+        return payload
+    if isinstance(d, dict):
+        d.pop("seq", None)
+        d.pop("ts", None)
+    return d
+
+
 def count_states(msgs, topic):
-    """Distinct consecutive live payloads on ``topic`` among collector messages."""
+    """Distinct consecutive live states on ``topic`` among collector messages (their
+    values: "seq" and "ts" aside)."""
     n, last = 0, None
     for m in msgs:
-        if m[0] == topic and not m[3] and m[1] != last:
-            last = m[1]
-            n += 1
+        if m[0] == topic and not m[3]:
+            values = _values(m[1])
+            if values != last:
+                last = values
+                n += 1
     return n
