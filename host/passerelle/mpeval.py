@@ -64,8 +64,8 @@ def tic(mode, sizes, data):
             if f is not None:
                 g = []
                 for k in f.groups:
-                    v = f.groups[k]
-                    g.append([k, v[0], v[1]])
+                    v = f.groups[k]   # the data, or (data, horodate)
+                    g.append([k, v[0], v[1]] if type(v) is tuple else [k, v, None])
                 frames.append([f.mode, sorted(g), f.invalid])
     return {"frames": frames, "stats": _items(d.stats), "in_frame": bool(d.in_frame)}
 

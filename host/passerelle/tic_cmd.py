@@ -25,7 +25,7 @@ import json
 import os
 import sys
 
-from protocols.tic import AUTO, HISTORIC, STANDARD, TicDecoder
+from protocols.tic import AUTO, HISTORIC, STANDARD, TicDecoder, labels
 
 CHUNK = 4096
 MODES = {'auto': AUTO, 'historic': HISTORIC, 'standard': STANDARD}
@@ -35,7 +35,7 @@ MODE_NAMES = {HISTORIC: 'historic', STANDARD: 'standard'}
 def frame_json(frame):
     """The JSON Lines object of one frame (a dict, for json.dumps)."""
     groups = {}
-    for label, (value, horodate) in frame.groups.items():
+    for label, (value, horodate) in labels.pairs(frame.groups).items():
         g = {'value': value}
         if horodate is not None:
             g['horodate'] = horodate

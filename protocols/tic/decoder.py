@@ -25,7 +25,7 @@ FRAME_MAX_BYTES = const(3072)  # STX..ETX; the largest real standard frame is ~1
 FRAME_MAX_GROUPS = const(160)  # segments in one frame
 CACHE_MAX = const(2048)        # bytes of raw groups kept for the reuse (one per label)
 CACHE_HISTORIC = const(768)    # the same for a decoder fixed to historic mode (3P: ~450 B)
-_ROOM_S = const(80)            # frame.groups sized for: standard 3P ~70 labels, historic ~25
+_ROOM_S = const(72)            # frame.groups sized for the 71 standard labels (73 slots)
 _ROOM_H = const(32)
 
 _AUTO = const(0)        # labels.AUTO, HISTORIC, STANDARD, F_NUM
@@ -64,11 +64,9 @@ _GARBAGE = const(13)
 _BYTES = const(14)
 _NCOUNTERS = const(15)
 _MUT = const(15)    # _c[_MUT], not a stat: bumped when the cache or _nx may change (frames.py)
-# one str: a tuple of 15 strings would hold 15 str objects (dict keys: 15 qstrs)
-STAT_NAMES = ('groups checksum_errors label_errors format_errors mode_errors truncated '
-         'malformed overflows frames frames_interrupted frames_unterminated '
-         'frames_empty frames_overflow garbage_bytes bytes')
-
+STAT_NAMES = ('groups checksum_errors label_errors format_errors mode_errors truncated '  # one
+         'malformed overflows frames frames_interrupted frames_unterminated '  # str, not 15
+         'frames_empty frames_overflow garbage_bytes bytes')  # (15 str objects)
 # decoder states
 _BETWEEN = const(0)   # not inside a segment
 _INSEG = const(1)     # inside a segment whose bytes so far are in self._g
@@ -90,9 +88,9 @@ class TicFrame:
 
     def __init__(self, room=0):
         self.mode = _AUTO
-        self.groups = g = {}    # label -> (value, horodate or None)
-        for i in range(room):   # sized now (clear() would free the table): growing
-            g[i] = None         # it later needs a block a busy small heap lacks
+        self.groups = g = {}    # label -> value, or (value, horodate): see TicDecoder
+        for i in range(room):   # sized now (growing it later needs a block a busy
+            g[i] = None         # small heap lacks; clear() would free the table)
         for i in range(room):
             del g[i]
         self.invalid = 0    # segments rejected inside this frame
@@ -101,12 +99,14 @@ class TicFrame:
 class TicDecoder:
     """``used, frame = d.decode(buf, start)``; never raises on wire data.
 
+    ``frame.groups[label]``: the data as sent, or ``(data, horodate)`` if horodated.
+
     Reuse cache (README "Performance", "Memory"), per label index ``i`` in
     ``labels.NAMES``: ``_rb[_ro[i]:_ro[i] + _rl[i]]`` are the raw bytes (label..CR)
-    of its last accepted occurrence in a frame, whose ``(value, horodate)`` is
+    of its last accepted occurrence in a frame, whose value (or tuple) is
     ``frame.groups[label]`` (``_rl[i]`` = 0: nothing cached); ``_nx[i]`` is the
     label that followed it (the prediction).  Invariant: ``_rl[i] > 0`` implies
-    ``frame.groups`` holds that label with the tuple of those bytes, so a group
+    ``frame.groups`` holds that label with the value of those bytes, so a group
     identical to its cache is accepted without touching the dict; ``frame.groups``
     is not emptied at STX: labels not seen (``_fs[i] != _tag``) go at ETX."""
 
@@ -352,7 +352,7 @@ class TicDecoder:
                 if fm:
                     return _MODE
                 self._fmode = gm
-            self.frame.groups[label] = (v, hd)
+            self.frame.groups[label] = v if hd is None else (v, hd)
             fs = self._fs
             if fs[i] != self._tag:
                 fs[i] = self._tag

@@ -170,7 +170,7 @@ class WholeFrames:
                     except ValueError:
                         v = None
                     if v is not None and (v.isdigit() if num else data_ok(o, v, part, h, x)):
-                        groups[label] = (v, None)
+                        groups[label] = v
                         rb[r:r + k] = part      # the cached bytes (same length)
                         continue
             # horodated, or an error: _check() itself, in the main loop's state

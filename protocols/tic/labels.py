@@ -23,7 +23,7 @@ and a module's constants stay in RAM as long as the module.)
 
 This module holds what the device needs (the tables, ``index``, ``info``, the
 format checks); ``names``, ``spec``, ``check``, ``horodate_ok``, ``convert``
-and ``tempo`` are in ``labelx.py``, reached as ``labels.check`` etc. through
+``tempo``, ``group`` and ``pairs`` are in ``labelx.py``, reached as ``labels.check`` etc. through
 the module ``__getattr__`` at the end.
 """
 
@@ -255,7 +255,7 @@ def data_ok(o, v, b=None, a=0, e=0):
 
 
 def __getattr__(name):
-    # names, spec, check, horodate_ok, convert, tempo: host-side helpers
+    # names, spec, check, horodate_ok, convert, tempo, group, pairs: host-side helpers
     # (tests, simulator, CLI), loaded on first use (see README "Memory")
     import protocols.tic.labelx
     return getattr(protocols.tic.labelx, name)

@@ -71,22 +71,35 @@ def _color(c):
     return None
 
 
+def group(v):
+    """A ``frame.groups`` value -> ``(value, horodate or None)`` (the decoder keeps a
+    tuple only for the horodated labels, see TicDecoder)."""
+    return v if type(v) is tuple else (v, None)
+
+
+def pairs(groups):
+    """``frame.groups`` -> ``{label: (value, horodate or None)}`` (a new dict)."""
+    return {k: group(v) for k, v in groups.items()}
+
+
 def tempo(groups):
-    """Tempo colours ``(today, tomorrow)`` from a frame's groups dict, each
+    """Tempo colours ``(today, tomorrow)`` from a frame's groups dict (or its
+    ``pairs()``), each
     'BLEU', 'BLANC', 'ROUGE' or None.
 
     Standard mode: STGE bits 24-25 / 26-27.  Historic mode: today from PTEC
     (``HCJB``/``HPJW``... last letter), tomorrow from DEMAIN (``----`` = None).
     """
-    g = groups.get('STGE')
+    g = groups.get('STGE')      # frame.groups values, or (value, horodate) pairs
     if g is not None:
         from protocols.tic.stge import colors
-        return colors(g[0])
+        return colors(group(g)[0])
     today = tomorrow = None
     g = groups.get('PTEC')
-    if g is not None and len(g[0]) == 4 and g[0].startswith('J', 2):
-        today = _color(g[0][3:])
+    g = None if g is None else group(g)[0]
+    if g is not None and len(g) == 4 and g.startswith('J', 2):
+        today = _color(g[3:])
     g = groups.get('DEMAIN')
     if g is not None:
-        tomorrow = _color(g[0])
+        tomorrow = _color(group(g)[0])
     return today, tomorrow

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from passerelle.sim.linky import LinkySim, horodate, line_rate, local_time
-from protocols.tic import AUTO, HISTORIC, STANDARD, TicDecoder
+from protocols.tic import AUTO, HISTORIC, STANDARD, TicDecoder, labels
 
 COMBOS = list(itertools.product(("historic", "standard"), (1, 3), ("base", "hc", "tempo")))
 ERROR_KEYS = ("frames_interrupted", "checksum_errors", "label_errors", "format_errors", "overflows",
@@ -25,7 +25,7 @@ def decode_all(data, mode=AUTO):
     while pos < len(data):
         used, frame = d.decode(data, pos)
         if frame is not None:
-            frames.append((frame.mode, frame.invalid, dict(frame.groups), list(frame.groups)))
+            frames.append((frame.mode, frame.invalid, labels.pairs(frame.groups), list(frame.groups)))
         if used == 0:
             break
         pos += used

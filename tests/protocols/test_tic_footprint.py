@@ -16,11 +16,11 @@ from passerelle.sim.linky import LinkySim
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# bytes (gc.mem_alloc deltas), 64-bit unix port; measured: 17.2 KB, 1.7 KB,
-# 10.0 KB (of which ~6 KB are the frame's own value strings and tuples), 3.7 KB
+# bytes (gc.mem_alloc deltas), 64-bit unix port; measured 2026-12-07: 17.3 KB, 4.8 KB,
+# 9.5 KB (of which ~4.3 KB are the frame's own value strings and horodated tuples), 5.7 KB
 IMPORT_MAX = 18 * 1024 + 512
 DECODER_NEW_MAX = 6 * 1024             # reuse cache (2 KB) and frame table (~1.5 KB) up front
-DECODER_STANDARD_MAX = 12 * 1024     # after 20 standard three-phase Tempo frames
+DECODER_STANDARD_MAX = 10 * 1024 + 512  # after 20 standard three-phase Tempo frames
 DECODER_HISTORIC_MAX = 7 * 1024        # after 20 historic mono Tempo frames (AUTO: sized for standard)
 
 _SCRIPT = r'''

@@ -53,8 +53,8 @@ def test_merged_profile_groups(captures_dir):
     d = TicDecoder()
     used, frame = d.decode(b"\x02\n" + frag + b"\r\x03", 0)
     assert frame is not None and frame.invalid == 0
-    assert frame.groups["NJOURF+1"] == ("00", None)
-    assert frame.groups["PJOURF+1"][0].startswith("00004001 06004002 16004001 NONUTILE")
+    assert frame.groups["NJOURF+1"] == "00"
+    assert frame.groups["PJOURF+1"].startswith("00004001 06004002 16004001 NONUTILE")
 
 
 def test_eot_fragment_interrupts_the_frame(captures_dir):

@@ -6,7 +6,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-from protocols.tic import AUTO, TicDecoder
+from protocols.tic import AUTO, TicDecoder, labels
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -54,7 +54,7 @@ def decode_chunks(data, sizes=(), mode=AUTO, d=None):
             assert 0 < used <= len(buf) - p, "decode() made no progress or overran its chunk"
             p += used
             if f is not None:
-                out.append((f.mode, dict(f.groups), f.invalid))
+                out.append((f.mode, labels.pairs(f.groups), f.invalid))
     return d, out
 
 

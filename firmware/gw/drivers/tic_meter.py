@@ -148,7 +148,10 @@ class TICMeter:
         before = self.changed
         self.changed = False
         for label in groups:
-            value, horodate = groups[label]
+            value = groups[label]   # the data, or (data, horodate) for horodated labels
+            horodate = None
+            if type(value) is tuple:
+                value, horodate = value
             info = info_of(label)
             if label == "DATE":
                 v = horodate.strip() if horodate else None

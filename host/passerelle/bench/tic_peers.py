@@ -37,15 +37,15 @@ def sample_frames(kind, count=60, seed=3):
 
 def expected_groups(frame):
     """{label: value} of a clean frame, from our decoder (checked against the peers)."""
-    from protocols.tic import TicDecoder
+    from protocols.tic import TicDecoder, labels
     _, f = TicDecoder().decode(frame, 0)
-    return {k: v[0] for k, v in f.groups.items()}
+    return {k: v for k, (v, _) in labels.pairs(f.groups).items()}
 
 
 # ---- one adapter per parser: make(frames) -> (run_once() -> frames parsed, first result)
 
 def _passerelle(frames):
-    from protocols.tic import TicDecoder
+    from protocols.tic import TicDecoder, labels
     dec = TicDecoder()
 
     def once():
@@ -57,7 +57,7 @@ def _passerelle(frames):
         return n
 
     _, first = TicDecoder().decode(frames[0], 0)
-    return once, {k: v[0] for k, v in first.groups.items()}
+    return once, {k: v for k, (v, _) in labels.pairs(first.groups).items()}
 
 
 def _teleinfo(frames):
