@@ -96,14 +96,6 @@ def _unload(name):
         delattr(parent, attr)
 
 
-def read_board_root(root="."):
-    """config.json, secrets.json, board.json and the emulator options of the board root
-    -> (cfg, secrets, board, options, errors), see gw.config.read_board_root."""
-    from gw import config
-
-    return config.read_board_root(root)
-
-
 class _Out(io.IOBase):
     """The reusable buffer json.dump() writes into: a publish then allocates no JSON
     string nor its UTF-8 copy (two ~1 KB blocks per state), only the MQTT packet."""
@@ -448,14 +440,27 @@ class Gateway:
 
         disc = Discovery(self.cfg, self.hal.name, VERSION)
         info = meter.info if hasattr(meter, "info") else meter.tic.labels.info
+        lock = self._out_lock
+        out = self._out
         try:
             while keys and client.connected:
                 key = keys[0]
                 gc.collect()  # the previous entity's garbage, before it fragments the heap
-                if not await self._publish_json(disc.topic(meter.id, key),
-                                                (meter.id, key, info(key)), True, disc.dump):
+                if lock.locked():  # another task's JSON is in _out: let it finish
+                    await lock.acquire()
+                    lock.release()
+                # nothing awaits from here to the write: _out is ours, and no coroutine
+                # per entity (150-270 B blocks a fragmented 96K heap often lacks)
+                for sq in (self._seq or {}).values():  # a state lent from _out: copied
+                    client.in_flight(sq[2], True)
+                out.n = 0
+                disc.dump(out, (meter.id, key, info(key)))
+                n = client.publish_now(disc.topic(meter.id, key),
+                                       memoryview(out.buf)[:out.n], True)
+                if n is None:
                     break
                 keys.pop(0)
+                await (client.flush() if n else asyncio.sleep(0))  # frames go on meanwhile
         finally:
             disc = Discovery = None
             _unload(pick(_MSG, _S_DISCOVERY))
@@ -546,9 +551,9 @@ class Gateway:
                     return
             ob.put(topic, payload, True)
 
-    async def _publish_json(self, topic, obj, retain=False, fill=None):
-        """Publish ``obj`` as JSON (the same text as json.dumps) from the shared buffer;
-        ``fill``: a function that writes the JSON of ``obj`` into the buffer instead."""
+    async def _publish_json(self, topic, obj, retain=False):
+        """Publish ``obj`` as JSON (the same text as json.dumps) from the shared buffer
+        (discovery entities go out by _announce, without this coroutine)."""
         async with self._out_lock:
             # a state still in flight from _out (lent to the client, see _queue_state) is
             # copied out first (rare: PUBACKs come within milliseconds)
@@ -556,10 +561,7 @@ class Gateway:
                 self.client.in_flight(sq[2], True)
             out = self._out
             out.n = 0
-            if fill is None:
-                json.dump(obj, out)
-            else:  # e.g. a discovery entity, built and dropped outside any coroutine
-                fill(out, obj)
+            json.dump(obj, out)
             return await self.client.publish(topic, memoryview(out.buf)[:out.n], retain=retain)
 
     def _dev_stats(self):

@@ -10,7 +10,10 @@ from gw import app
 
 
 def run():
-    cfg, secrets, board, options, errors = app.read_board_root(".")
+    from gw import config  # boot only: the gateway drops it once the config is validated
+
+    cfg, secrets, board, options, errors = config.read_board_root(".")
+    config = None
     board_hal = hal.open(board, options)
     gw = app.Gateway(cfg, secrets, board_hal, errors)
     cfg = secrets = board = options = errors = None  # the gateway keeps its normalized copy

@@ -191,7 +191,31 @@ async def sc_script(cfg):
     await finish(c, task)
 
 
-SCENARIOS = {"will": sc_will, "qos1": sc_qos1, "subscribe": sc_subscribe,
+async def sc_qos0_now(cfg):
+    """publish_now: n QoS 0 messages written by plain calls from one reused buffer
+    (the caller may rewrite it at once), then one while offline."""
+    c = make(cfg)
+    offline = c.publish_now(cfg["prefix"] + "/n", b"offline")
+    task, ok = await start(c)
+    out("up", ok=ok, offline=offline)
+    buf = bytearray(16)
+    held = 0
+    for i in range(cfg["n"]):
+        s = b"%d" % i
+        buf[:len(s)] = s
+        n = c.publish_now(cfg["prefix"] + "/n", memoryview(buf)[:len(s)], i % 2 == 0)
+        buf[:len(s)] = b"x" * len(s)   # the caller's buffer is free again at once
+        if n is None:
+            break
+        held = max(held, n)
+        if n:
+            await c.flush()
+        elif i % 50 == 0:
+            await asyncio.sleep(0)
+    await finish(c, task, held=held)
+
+
+SCENARIOS = {"will": sc_will, "qos0_now": sc_qos0_now, "qos1": sc_qos1, "subscribe": sc_subscribe,
              "reconnect": sc_reconnect, "halfopen": sc_halfopen, "script": sc_script}
 
 

@@ -88,6 +88,25 @@ def test_close_sends_disconnect_so_no_will(interp, mosquitto, spawn, paho_sub):
     assert [m[1] for m in ref.msgs] == [b"online"]
 
 
+def test_publish_now_qos0_in_order_from_a_reused_buffer(interp, broker, spawn, paho_sub):
+    """publish_now (the discovery announce's path: no coroutine per message) writes the
+    packet at once, so the caller's buffer is free on return; offline it returns None
+    and counts the message dropped."""
+    p = prefix()
+    n = 300
+    ref = paho_sub(broker, [p + "/n"])
+    d = spawn(interp, scenario="qos0_now", host=broker.host, port=broker.port, prefix=p, n=n)
+    up = d.expect("up", timeout=10)
+    assert up["ok"] and up["offline"] is None
+    done = d.expect("done", timeout=20)
+    st = done["stats"]
+    assert st["publishes"] == n and st["dropped_qos0"] == 1 and st["errors"] == 0, st
+    assert ref.wait(lambda m: len(m) >= n), len(ref.msgs)
+    time.sleep(0.2)
+    assert [m[1] for m in ref.msgs] == [b"%d" % i for i in range(n)]   # none lost, in order
+    assert done["max_stall_ms"] < STALL_MS, done["max_stall_ms"]
+
+
 def test_qos1_publish_received_exactly(interp, broker, spawn, paho_sub):
     p = prefix()
     n = 300

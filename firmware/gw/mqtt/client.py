@@ -143,23 +143,45 @@ class MQTTClient:
         if qos == 0:
             if isinstance(payload, str):
                 payload = payload.encode()
-            # header and topic only: the payload is written after it, not copied
-            head = encode.publish_head(topic, len(payload), 0, retain)
-            link = self._link
-            if self._phase == _DOWN or link is None or link.dead:
-                self.stats["dropped_qos0"] += 1
-                return False
-            try:
-                await link.send(head, self.write_timeout_ms, payload)
-            except OSError:
-                self.stats["dropped_qos0"] += 1
-                return False
-            self.stats["publishes"] += 1
-            return True
+            n = self.publish_now(topic, payload, retain)
+            if n:
+                await self.flush()
+            return n is not None
         if qos != 1:
             raise UsageError(pick(_MSG, _M_QOS))
         await self.enqueue(topic, payload, retain)
         return True
+
+    def publish_now(self, topic, payload, retain=False):
+        """QoS 0 publish of bytes-like ``payload``, written at once by a plain call:
+        -> None when offline or on a write error (counted in stats['dropped_qos0']),
+        else the bytes the link's stream still holds (0 normally; if not, ``await
+        flush()`` before relying on them being sent).  The payload is copied into the
+        stream (its buffer may be reused at once).  No coroutine per message: each
+        nested coroutine of publish() is a 150-270 B block, which the first discovery
+        announce of a 64 KB heap often cannot find (gw.app._announce)."""
+        link = self._link
+        if self._phase == _DOWN or link is None or link.dead:
+            self.stats["dropped_qos0"] += 1
+            return None
+        try:
+            # header and topic only: the payload is written after it, not copied into it
+            n = link.put(encode.publish_head(topic, len(payload), 0, retain), payload)
+        except OSError:
+            self.stats["dropped_qos0"] += 1
+            return None
+        self.stats["publishes"] += 1
+        return n
+
+    async def flush(self):
+        """Wait until the link's stream handed everything to the socket (at most
+        write_timeout_ms: then the link is failed, as a stalled publish())."""
+        link = self._link
+        if link is not None and not link.dead:
+            try:
+                await link.send(b"", self.write_timeout_ms)
+            except OSError:
+                pass
 
     async def enqueue(self, topic, payload, retain=False, lend=False):
         """QoS1 publish as publish(..., qos=1), returning its packet id: the message

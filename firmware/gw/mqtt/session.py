@@ -187,6 +187,24 @@ class Link:
         self.session_present = p.session_present
         return p.session_present
 
+    def put(self, data, tail=None):
+        """Write one whole packet now, without waiting (no coroutine: see
+        MQTTClient.publish_now): what the socket does not take at once stays in the
+        stream's buffer, emptied by the next send().  -> bytes still buffered.
+        Raises OSError (and marks the link dead) on a write error."""
+        if self.dead:
+            raise OSError(errno.ENOTCONN)
+        w = self._w
+        try:
+            w.write(data)
+            if tail is not None:
+                w.write(tail)
+        except OSError as e:
+            self.fail("write: %r" % (e,))
+            raise
+        self.last_tx = ticks_ms()
+        return _buffered(w)
+
     async def send(self, data, timeout_ms, tail=None):
         """Write one whole packet (``data``, then ``tail`` if given: a payload sent
         without being copied into the packet).  Waits (with the deadline) only if
