@@ -212,6 +212,15 @@ class Firmware:
             return None
 
 
+def write_board(root, board="emu"):
+    """The board.json `passerelle flash` / `emulate` deploy (boards.device_board): the
+    device parses it at every boot, so the heap tests measure it."""
+    from passerelle.boards import device_board, load_board
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "board.json").write_text(json.dumps(device_board(load_board(board))))
+
+
 def write_root(root, mqtt_port, device_id="e2e", **meter):
     m = {"id": "linky", "mode": "auto", "uart": 1, "period_s": 5, "min_interval_s": 1}
     m.update(meter)
@@ -220,4 +229,5 @@ def write_root(root, mqtt_port, device_id="e2e", **meter):
            "network": {"type": "none"}, "meters": [m]}
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.json").write_text(json.dumps(cfg))
+    write_board(root)
     return cfg
