@@ -541,15 +541,14 @@ class Gateway:
                 sq[2] = await c.enqueue(topic, payload, True, True)
                 return
             ob = self.outbox
-            if ob is None:
-                try:
+            try:
+                if ob is None:
                     from gw import outbox
 
                     ob = outbox.open_for(self)
-                except MemoryError:  # no room for the outbox now: this state is lost
-                    self.log.error("out", pick(_MSG, _M_NO_OUTBOX), seq)
-                    return
-            ob.put(topic, payload, True)
+                ob.put(topic, payload, True)
+            except MemoryError:  # no room for the outbox (or its flash write) now: lost
+                self.log.error("out", pick(_MSG, _M_NO_OUTBOX), seq)
 
     async def _publish_json(self, topic, obj, retain=False):
         """Publish ``obj`` as JSON (the same text as json.dumps) from the shared buffer

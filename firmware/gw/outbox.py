@@ -344,8 +344,11 @@ def open_for(gw):
     ocfg = gw.cfg["outbox"]
     path = "%s/%s/outbox" % (gw.hal.data_dir, gw.cfg["device_id"])
     gw.outbox = ob = Outbox(gw.hal, path, ocfg["ram_bytes"], ocfg["flash_kb"] * 1024, gw._obs)
-    gw.log.info("out", "buffering (%d waiting, ring %d B)", len(ob), len(ob.buf))
-    ob.start(gw)
+    try:
+        gw.log.info("out", "buffering (%d waiting, ring %d B)", len(ob), len(ob.buf))
+        ob.start(gw)
+    except MemoryError:  # no room for its task now: gw.app's main loop starts it (each
+        pass  # second); the outbox takes the state anyway
     return ob
 
 
