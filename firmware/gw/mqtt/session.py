@@ -213,14 +213,10 @@ class Link:
         if self.dead:
             raise OSError(errno.ENOTCONN)
         async with self._lock:
-            if self.dead:
-                raise OSError(errno.ENOTCONN)
             w = self._w
+            buffered = self.put(data, tail)  # (dead meanwhile, or a write error: OSError)
             try:
-                w.write(data)
-                if tail is not None:
-                    w.write(tail)
-                if _buffered(w):
+                if buffered:
                     await asyncio.wait_for(w.drain(), timeout_ms / 1000)
                 else:
                     await w.drain()         # MicroPython: yields once; CPython: no wait
@@ -230,7 +226,6 @@ class Link:
             except OSError as e:
                 self.fail("write: %r" % (e,))
                 raise
-            self.last_tx = ticks_ms()
 
     async def next_packet(self):
         """The next decoded packet (the decoder's reused Packet object).  Raises
