@@ -65,8 +65,8 @@ _BYTES = const(14)
 _NCOUNTERS = const(15)
 _MUT = const(15)    # _c[_MUT], not a stat: bumped when the cache or _nx may change (frames.py)
 STAT_NAMES = ('groups checksum_errors label_errors format_errors mode_errors truncated '  # one
-         'malformed overflows frames frames_interrupted frames_unterminated '  # str, not 15
-         'frames_empty frames_overflow garbage_bytes bytes')  # (15 str objects)
+         'malformed overflows frames frames_interrupted frames_unterminated '  # str: a tuple
+         'frames_empty frames_overflow garbage_bytes bytes')  # would hold 15 str objects
 # decoder states
 _BETWEEN = const(0)   # not inside a segment
 _INSEG = const(1)     # inside a segment whose bytes so far are in self._g
