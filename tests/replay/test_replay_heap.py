@@ -4,11 +4,11 @@ for three-phase standard frames, the heaviest, ~2x slower; the corpus already re
 day of those at the board's heapsize):
 
 * no MemoryError, no traceback, no board reset at the TIC gateway's guard heapsize
-  (boards/emu/board.json ``heapsize_tic``, the firmware imported in place from ROMFS);
-  a day of three-phase standard traffic replayed at x200 at the 96K target (~ a 64 KB
-  ESP32 budget) is a non-strict expected failure: measured 2026-12-07, 81 runs of 86
-  passed (alone and while other replays ran), the 5 failures all at the first frame
-  (the discovery announce, or the TIC reader during it); it always fails at 95K;
+  (boards/emu/board.json ``heapsize_tic``, the firmware imported in place from ROMFS),
+  nor for a day of three-phase standard traffic replayed at x200 at the 96K target (~ a
+  64 KB ESP32 budget; measured 2026-12-07 at 4020de7: 45 runs of 45, most of them while
+  other replays ran, and 95K passes, 94K fails at the first frame, the tightest point;
+  before ce131b3's announce 5 runs of 86 failed there at 96K);
 * no heap growth from frame 100 to frame 10,000: ``free_heap`` of the stats topic
   (published every 5 s, after gc.collect()) once the first ~100 frames are in vs. at
   rest after the last frame, within ``HEAP_NOISE`` (buffers in flight at the moment
@@ -78,9 +78,6 @@ def test_long_replay_memory(long_recording, mosquitto, board_root):
     assert states and any(is_energy(k) for k in states[-1][1]), states[-1:]
 
 
-@pytest.mark.xfail(reason="a day of standard three-phase traffic at %s: ~1 run in 17 fails at "
-                   "the first frame (discovery announce) under load (the module docstring)"
-                   % TARGET, strict=False)
 def test_no_memory_error_at_the_target_heap(mosquitto, board_root):
     """A day of three-phase standard Tempo traffic at the 96K target (states wait for
     the previous one's PUBACK instead of opening the outbox: gw.app._publisher).  Runs
