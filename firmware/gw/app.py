@@ -554,10 +554,16 @@ class Gateway:
         """Publish ``obj`` as JSON (the same text as json.dumps) from the shared buffer
         (discovery entities go out by _announce, without this coroutine)."""
         async with self._out_lock:
-            # a state still in flight from _out (lent to the client, see _queue_state) is
-            # copied out first (rare: PUBACKs come within milliseconds)
+            # a state still in flight from _out (lent to the client, see _queue_state):
+            # its PUBACK is awaited a little (ms, unless the loop is busy), then it is
+            # copied out (a ~1 KB block, which a busy small heap may lack)
+            c = self.client
             for sq in (self._seq or {}).values():
-                self.client.in_flight(sq[2], True)
+                t = 0
+                while t < _ACK_GRACE_MS and c.connected and c.in_flight(sq[2]):
+                    await asyncio.sleep(_HOLD_MS / 1000)
+                    t += _HOLD_MS
+                c.in_flight(sq[2], True)
             out = self._out
             out.n = 0
             json.dump(obj, out)
