@@ -1,6 +1,7 @@
 """Golden replays: every real capture in ../shared/captures/tic/ and every recording
 of the project's simulator in tests/recordings/ is replayed into the emulated gateway
-(MicroPython unix port, the board's heapsize, mosquitto), accelerated; its MQTT output
+(MicroPython unix port, mosquitto), accelerated, at the TIC gateway's heap budget
+(boards/emu/board.json heapsize_tic, 96K: ~ a 64 KB board); its MQTT output
 must match tests/golden/ and what the recording proves must hold:
 
 * every valid frame produces the expected state: the published states are exactly
@@ -11,6 +12,8 @@ must match tests/golden/ and what the recording proves must hold:
 PASSERELLE_UPDATE_GOLDEN=1 rewrites the golden files (review the diff before committing).
 The capture tests skip, saying so, only when ../shared is absent.
 """
+
+import os
 
 import pytest
 
@@ -28,6 +31,7 @@ def _check(rec, name, mosquitto, board_root, speed=SPEED):
     want, frames, waits, stats = model(rec, speed=speed)
     topic = "passerelle/replay/tic/state"
     res = run_replay(rec, mosquitto, board_root, speed=speed, gate=lockstep(waits, topic),
+                     heapsize=os.environ.get("PASSERELLE_HEAPSIZE") or BOARD["heapsize_tic"],
                      until=lambda msgs: len(collapse([unstamped(m[1]) for m in msgs
                                                       if m[0] == topic and not m[3]]))
                      >= len(want), settle_s=0.3)
