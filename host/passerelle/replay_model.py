@@ -86,7 +86,7 @@ def lockstep(waits, topic, timeout=10.0):
                 seen["i"] += len(fresh)
             for m in fresh:
                 if m[0] == topic and not m[3]:
-                    values = _values(m[1])
+                    values = without_stamps(m[1])
                     if values != seen["last"]:
                         seen["last"] = values
                         seen["n"] += 1
@@ -99,7 +99,7 @@ def lockstep(waits, topic, timeout=10.0):
     return gate
 
 
-def _values(payload):
+def without_stamps(payload):
     """A state payload without the gateway's delivery stamps "seq" and "ts": a state
     republished as is (Home Assistant restarted, a reconnection) is not a new one."""
     try:
@@ -118,7 +118,7 @@ def count_states(msgs, topic):
     n, last = 0, None
     for m in msgs:
         if m[0] == topic and not m[3]:
-            values = _values(m[1])
+            values = without_stamps(m[1])
             if values != last:
                 last = values
                 n += 1

@@ -9,7 +9,7 @@ from pathlib import Path
 from passerelle import recording
 from passerelle.record import import_capture
 from passerelle.replay import Replay
-from passerelle.replay_model import lockstep, tic_model  # noqa: F401
+from passerelle.replay_model import lockstep, tic_model, without_stamps  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = ROOT.parent / "shared" / "captures" / "tic"
@@ -59,14 +59,8 @@ def model(rec, channel="tic", speed=SPEED, cfg=None):
 def unstamped(payload):
     """A state payload without the gateway's delivery stamps "seq" and "ts" (JSON text
     with sorted keys, so that equal states compare equal)."""
-    try:
-        d = json.loads(payload)
-    except ValueError:
-        return payload
-    if isinstance(d, dict):
-        d.pop("seq", None)
-        d.pop("ts", None)
-    return json.dumps(d, sort_keys=True)
+    d = without_stamps(payload)
+    return payload if d is payload else json.dumps(d, sort_keys=True)
 
 
 def collapse(states):
