@@ -199,13 +199,12 @@ class TicDecoder:
         f = self.frame
         g = f.groups
         if len(g) != self._nseen:
-            # labels left by an earlier frame: drop them (and their cache)
+            # labels left by an earlier frame: drop them, and their cache (no list(g): 0.5 KB)
             fs = self._fs
             tag = self._tag
-            for k in list(g):
-                i = NAMES.index(k)
-                if fs[i] != tag:
-                    del g[k]
+            for i in range(len(NAMES)):
+                if fs[i] != tag and NAMES[i] in g:
+                    del g[NAMES[i]]
                     self._rl[i] = 0
                     c[_MUT] += 1
         c[_FRAMES] += 1
