@@ -207,7 +207,8 @@ class MQTTClient:
         if link is not None and (self._phase == _UP or (
                 self._phase == _SETUP and asyncio.current_task() is self._runner)):
             try:
-                await self._transmit(link, e)
+                if self._transmit(link, e):
+                    await link.send(b"", self.write_timeout_ms)
             except OSError:
                 pass                        # stays queued; resent after reconnect
         return pid
@@ -469,8 +470,9 @@ class MQTTClient:
             self._pending.pop(0)
             self.stats["dropped_qos1"] += 1
 
-    async def _transmit(self, link, e):
-        """(Re)send one queued QoS1 message on ``link``; raises OSError."""
+    def _transmit(self, link, e):
+        """(Re)send one queued QoS1 message on ``link``, without a coroutine frame (272 B
+        per state) -> bytes the stream kept: then await link.send(b"", ...), the deadline."""
         if link.dead:                       # not sent: it keeps its first-send status
             raise OSError(errno.ENOTCONN)
         if e[2]:
@@ -480,7 +482,7 @@ class MQTTClient:
             self.stats["publishes"] += 1
         e[2] = self._gen
         e[3] = ticks_ms()
-        await link.send(e[1], self.write_timeout_ms, e[4])
+        return link.put(e[1], e[4])
 
     async def _flush(self, link, gen):
         """Send every queued message not yet sent on this link, oldest first; new
@@ -491,7 +493,8 @@ class MQTTClient:
                     break
             else:
                 return
-            await self._transmit(link, e)
+            await (link.send(b"", self.write_timeout_ms) if self._transmit(link, e)
+                   else asyncio.sleep(0))   # one message per turn of the loop, as before
 
     async def _resend_overdue(self, link, gen, now):
         to = self.ack_timeout_ms
@@ -502,7 +505,8 @@ class MQTTClient:
             else:
                 return
             self.stats["ack_timeouts"] += 1
-            await self._transmit(link, e)
+            await (link.send(b"", self.write_timeout_ms) if self._transmit(link, e)
+                   else asyncio.sleep(0))
 
     def _on_puback(self, pid):
         p = self._pending
