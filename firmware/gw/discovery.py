@@ -26,8 +26,10 @@
 # longer than 10 characters that are not an entity's member names or values are in one
 # string (_K, protocols.compat.pick) rather than a literal each (~40 B while loaded),
 # there are no constant tuples, the strings shared by every entity are made once per
-# announce (Discovery.avail, the state topic), and the gateway has an entity built and
-# written into its JSON buffer by dump(), outside its coroutines (see dump).
+# announce (Discovery.avail, the state topic), and the gateway has an entity written
+# into its JSON buffer by dump(), piece by piece, with no dict nor block over ~100 B,
+# outside its coroutines (see dump).  entity() / payload() build the same config as a
+# dict (host tools and tests).
 import json
 
 from protocols.compat import const, pick
@@ -49,6 +51,32 @@ _TEMPO = const(7)
 _STATE = const(8)
 _PREFIX = const(9)
 _DISC_PREFIX = const(10)
+# dump()'s constant pieces, separated by | (Discovery._put)
+_J = (b'{"unique_id": "|_|", "name": "| Tempo | |", "state_topic": "|/|/state", '
+      b'"value_template": "{{ value_json.get(\'|\') }}", "availability_topic": "|'
+      b'", "device": |, "device_class": "enum", "options": ["blue", "white", "red"], '
+      b'"icon": "mdi:palette"|, "entity_category": "diagnostic"|, "|": "|"|}|'
+      b'unit_of_measurement|device_class|state_class|Phases')
+_J_UID = const(0)
+_J_SEP = const(1)
+_J_NAME = const(2)
+_J_TEMPO = const(3)
+_J_SPACE = const(4)
+_J_STATE = const(5)
+_J_SLASH = const(6)
+_J_TEMPLATE = const(7)
+_J_AVAIL = const(8)
+_J_DEVICE = const(9)
+_J_ENUM = const(10)
+_J_DIAG = const(11)
+_J_MEMBER = const(12)
+_J_COLON = const(13)
+_J_QUOTE = const(14)
+_J_END = const(15)
+_J_UNIT = const(16)
+_J_CLASS = const(17)
+_J_STATE_CLASS = const(18)
+_J_PHASES = const(19)
 # diagnostic entities: label kinds, then labels (whole words between spaces)
 _DIAG = " id status version time ADCO ADSC PRM VTIC MOTDETAT STGE RELAIS DATE HHPHC phases "
 
@@ -88,6 +116,7 @@ class Discovery:
             "sw_version": version,
         }
         self.avail = self.base + "/status"  # the same strings for every entity
+        self._uid = pick(_K, _PREFIX) + self.dev + "_"
         self._st = (None, None)  # (meter id, its state topic)
 
     def topic(self, meter_id, key):
@@ -98,11 +127,64 @@ class Discovery:
         return json.dumps(self.entity(meter_id, key, info))
 
     def dump(self, out, e):
-        """json.dump() the config of entity e = (meter id, key, info) into ``out``.  The
-        gateway calls this (a plain function) rather than passing the dict to a coroutine:
-        a coroutine's stale stack slots would keep the dict and its strings (~1 KB)
-        alive while the entity is published."""
-        json.dump(self.entity(e[0], e[1], e[2]), out)
+        """Write the config of entity e = (meter id, key, info) into ``out`` (the
+        gateway's JSON buffer): the members of entity(), written piece by piece.  No
+        dict nor formatted string is made: at the first announce of a meter with 60-odd
+        labels a 96K heap has ~2 KB free in holes of ~100 B, and an entity's dict grows
+        to 160-300 B blocks.  The constant pieces are slices of one bytes object (_J: a
+        constant each would be a heap object while the module is loaded).  The gateway
+        calls this outside its coroutines (a coroutine's stale stack slots would keep
+        what it made alive).  Every variable piece is ASCII that needs no escaping:
+        identifiers ([a-z0-9_-], gw.config), labels, units and classes; the device
+        member, from free text, is written by json.dump."""
+        mid, key, info = e
+        w = out.write
+        j = memoryview(_J)
+        put = self._put
+        hints = info is not None and len(info) == 3
+        day = key[6:] if key[:6] == "tempo_" and not hints else None
+        tempo = day == "today" or day == "tomorrow"
+        put(w, j, _J_UID)
+        w(self._uid)
+        w(mid)
+        put(w, j, _J_SEP)
+        w(object_id(key))
+        put(w, j, _J_NAME)
+        w(mid)
+        if tempo:
+            put(w, j, _J_TEMPO)
+            w(day)
+        else:
+            put(w, j, _J_SPACE)
+            if key == "phases" and not hints:
+                put(w, j, _J_PHASES)
+            else:
+                w(key)
+        put(w, j, _J_STATE)
+        w(self.base)
+        put(w, j, _J_SLASH)
+        w(mid)
+        put(w, j, _J_TEMPLATE)
+        w(key)
+        put(w, j, _J_AVAIL)
+        w(self.avail)
+        put(w, j, _J_DEVICE)
+        json.dump(self.device, out)
+        if hints:
+            # hints of a driver that knows its keys (Modbus meters: protocols.modbus.maps)
+            put(w, j, _J_UNIT, info[0])
+            put(w, j, _J_CLASS, info[1])
+            put(w, j, _J_STATE_CLASS, info[2])
+        elif tempo:
+            put(w, j, _J_ENUM)
+        elif (" %s " % key) in _DIAG or (info is not None and (" %s " % info[0]) in _DIAG):
+            put(w, j, _J_DIAG)
+        if not hints and info is not None and info[3]:
+            unit, state, cls = self._numeric(info)
+            put(w, j, _J_STATE_CLASS, state)
+            put(w, j, _J_CLASS, cls)
+            put(w, j, _J_UNIT, unit)
+        put(w, j, _J_END)
 
     def entity(self, meter_id, key, info=None):
         """The config of one entity as a dict (payload() is its JSON).  info: a TIC
@@ -141,18 +223,42 @@ class Discovery:
         if key == "phases":
             p["name"] = meter_id + " Phases"
         if info is not None and info[3]:
-            unit = info[1]
-            if info[0] == "energy":
-                unit = unit or "Wh"
-                p["state_class"] = "total_increasing"
-                if unit == "Wh":
-                    p["device_class"] = "energy"
-            elif unit:
-                p["state_class"] = "measurement"
-                cls = ("apparent_power" if unit == "VA" else "current" if unit == "A"
-                       else "voltage" if unit == "V" else "power" if unit == "W" else None)
-                if cls is not None:
-                    p["device_class"] = cls
+            unit, state, cls = self._numeric(info)
+            if state:
+                p["state_class"] = state
+            if cls is not None:
+                p["device_class"] = cls
             if unit:
                 p["unit_of_measurement"] = unit
         return p
+
+    def _put(self, w, j, i, value=0):
+        """Write piece ``i`` of _J (a view into the module's constant, no copy); given a
+        value, the member ``, "<piece i>": "<value>"`` unless the value is None or ""."""
+        if value != 0:
+            if not value:
+                return
+            self._put(w, j, _J_MEMBER)
+            self._put(w, j, i)
+            self._put(w, j, _J_COLON)
+            w(value)
+            i = _J_QUOTE
+        p = 0
+        while i:
+            p = _J.index(b"|", p) + 1
+            i -= 1
+        q = _J.find(b"|", p)
+        w(j[p:] if q < 0 else j[p:q])
+
+    @staticmethod
+    def _numeric(info):
+        """(unit, state_class, device_class) of a numeric TIC label (None: none)."""
+        unit = info[1]
+        if info[0] == "energy":
+            unit = unit or "Wh"
+            return unit, "total_increasing", "energy" if unit == "Wh" else None
+        if not unit:
+            return unit, None, None
+        return unit, "measurement", ("apparent_power" if unit == "VA" else "current"
+                                     if unit == "A" else "voltage" if unit == "V"
+                                     else "power" if unit == "W" else None)

@@ -114,13 +114,47 @@ class _Writer:
         return len(s)
 
 
-@pytest.mark.parametrize("key", ["EAST", "SMAXSN-1", "tempo_today", "ADSC", "phases", "PREF"])
+ALL_KEYS = list(TIC.labels.NAMES) + ["phases", "tempo_today", "tempo_tomorrow"]
+
+
+def _dumped(disc, mid, key, info):
+    w = _Writer()
+    disc.dump(w, (mid, key, info))
+    return "".join(p if isinstance(p, str) else bytes(p).decode() for p in w.parts)
+
+
+@pytest.mark.parametrize("key", ALL_KEYS)
 def test_dump_writes_the_payload(disc, key):
-    """Discovery.dump (what the gateway publishes) writes exactly payload()."""
-    w = _Writer()
-    disc.dump(w, ("linky", key, TIC.labels.info(key)))
-    assert "".join(w.parts) == disc.payload("linky", key, TIC.labels.info(key))
-    hints = ("Wh", "energy", "total_increasing")
-    w = _Writer()
-    disc.dump(w, ("sdm", key, hints))
-    assert json.loads("".join(w.parts)) == json.loads(disc.payload("sdm", key, hints))
+    """Discovery.dump (what the gateway publishes, piece by piece) writes the same
+    config as payload(), for every TIC label and derived key, and with Modbus hints."""
+    info = TIC.labels.info(key)
+    assert json.loads(_dumped(disc, "linky", key, info)) == json.loads(disc.payload("linky", key, info))
+    for hints in (("Wh", "energy", "total_increasing"), ("V", None, "measurement"), (None, None, None)):
+        assert json.loads(_dumped(disc, "sdm-1", key, hints)) == \
+            json.loads(disc.payload("sdm-1", key, hints))
+
+
+def test_dump_on_micropython_matches_cpython(run_micropython):
+    """The firmware's dump() on the MicroPython unix port gives the configs CPython's
+    payload() gives (ids with '-' and '_', a device name with quotes and accents)."""
+    cfg = config.validate({"device_id": "gw-1", "name": 'Maison "Les Pins" \u00e0 Nantes',
+                           "mqtt": {"host": "h"}, "network": {"type": "none"}})[0]
+    disc = Discovery(cfg, "emu", VERSION)
+    want = [json.loads(disc.payload("tic_1", k, TIC.labels.info(k))) for k in ALL_KEYS]
+    code = """
+import json
+from gw.app import _Out
+from gw.discovery import Discovery
+import protocols.tic as tic
+cfg = json.loads(%r)
+d = Discovery(cfg, "emu", %r)
+out = _Out(64)
+for k in tuple(tic.labels.NAMES) + ("phases", "tempo_today", "tempo_tomorrow"):
+    out.n = 0
+    d.dump(out, ("tic_1", k, tic.labels.info(k)))
+    print(bytes(out.buf[:out.n]).decode())
+""" % (json.dumps(cfg), VERSION)
+    r = run_micropython(code)
+    assert r.returncode == 0, r.stderr
+    got = [json.loads(ln) for ln in r.stdout.splitlines() if ln.startswith("{")]
+    assert got == want
