@@ -418,10 +418,8 @@ class Gateway:
         """Announce every key again and republish every state (a broker or Home Assistant
         restart may have lost the retained copies)."""
         for m in self.meters:
-            pending = m.new_keys
-            for k in m.values:
-                if k not in pending:
-                    pending.append(k)
+            # new_keys: indexes of keys (m.key_at, None past the last), a byte each
+            m.new_keys[:] = bytes(i for i in range(255) if m.key_at(i) in m.values)
             m.changed = True
             m.updated.set()
         for d in self.devs:
@@ -429,9 +427,9 @@ class Gateway:
 
     async def _announce(self, meter):
         """Publish the discovery config of the meter's keys not announced yet."""
-        keys = meter.new_keys
+        keys = meter.new_keys  # indexes (meter.key_at), a byte each
         if not self.cfg["mqtt"]["discovery"]:
-            del keys[:]
+            keys[:] = b""
             return
         client = self.client
         if not client.connected:
@@ -444,7 +442,7 @@ class Gateway:
         out = self._out
         try:
             while keys and client.connected:
-                key = keys[0]
+                key = meter.key_at(keys[0])
                 gc.collect()  # the previous entity's garbage, before it fragments the heap
                 if lock.locked():  # another task's JSON is in _out: let it finish
                     await lock.acquire()
@@ -459,7 +457,7 @@ class Gateway:
                                        memoryview(out.buf)[:out.n], True)
                 if n is None:
                     break
-                keys.pop(0)
+                keys[0:1] = b""
                 await (client.flush() if n else asyncio.sleep(0))  # frames go on meanwhile
         finally:
             disc = Discovery = None

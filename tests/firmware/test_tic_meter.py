@@ -5,6 +5,7 @@ import json
 import pytest
 
 from gw.drivers.tic_meter import TICMeter, colour
+from protocols.tic.labels import NAMES as TIC_NAMES
 from tests.firmware.standins import FakeHal, Frame, Log, tic as tic_module
 
 TIC = tic_module()
@@ -155,8 +156,11 @@ def test_change_flag_ignores_clock():
 def test_new_keys_reported_once():
     m, hal = make()
     feed(m, hal, [std(), std()])
-    assert "SINSTS" in m.new_keys and "EAST" in m.new_keys and "tempo_today" in m.new_keys
-    assert len(m.new_keys) == len(set(m.new_keys))
+    keys = [m.key_at(i) for i in m.new_keys]  # a byte per key: its index
+    assert "SINSTS" in keys and "EAST" in keys and "tempo_today" in keys
+    assert len(keys) == len(set(keys)) == len(m.values) and set(keys) == set(m.values)
+    assert m.key_at(0) == "ADCO" and m.key_at(len(TIC_NAMES)) == "phases"
+    assert m.key_at(len(TIC_NAMES) + 3) is None
 
 
 def test_tempo_from_stge():

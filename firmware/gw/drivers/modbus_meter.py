@@ -2,7 +2,7 @@
 # MIT license.
 #
 # Same interface as TICMeter for gw.app: id, cfg, values (key -> int | float),
-# new_keys, changed, updated (asyncio.Event set after every poll that read
+# new_keys (a bytearray of key_at() indexes), changed, updated (asyncio.Event set after every poll that read
 # something), stats, mode, baudrate, run(), decoder_stats(), and info(key), the
 # discovery hints of a key: (unit, device_class, state_class).
 #
@@ -48,7 +48,7 @@ class ModbusMeter:
             v[k] = None
         for k in m[2]:
             del v[k]
-        self.new_keys = []
+        self.new_keys = bytearray()  # indexes (key_at) of keys not announced yet
         self.changed = False
         self.updated = asyncio.Event()
         self.online = False
@@ -69,6 +69,11 @@ class ModbusMeter:
             return None
         return maps.HINTS[self._map[3][_ENTRY * keys.index(key) + 5]]
 
+    def key_at(self, i):
+        """The key of index ``i`` in the register map (``new_keys``), None past the last."""
+        keys = self._map[2]
+        return keys[i] if i < len(keys) else None
+
     def decoder_stats(self):
         d = dict(self.bus.stats)
         d.update(self.bus.decoder_stats())
@@ -77,8 +82,7 @@ class ModbusMeter:
     def _set(self, key, v):
         vals = self.values
         if key not in vals:
-            if key not in self.new_keys:
-                self.new_keys.append(key)
+            self.new_keys.append(self._map[2].index(key))
         elif vals[key] == v:
             return
         vals[key] = v

@@ -94,7 +94,9 @@ class TICMeter:
             del v[i]
         self._guard = {}       # energy label -> [last accepted, ticks_ms, confirmed]
         self._missing = {}     # label -> consecutive full frames without it
-        self.new_keys = []     # keys not announced yet (discovery), drained by the app
+        # keys not announced yet (discovery), drained by the app: their indexes (key_at),
+        # a byte each (a list of a producer meter's 66 keys grew to a 1 KB block)
+        self.new_keys = bytearray()
         self.changed = False   # values differ from what was last published
         self.updated = asyncio.Event()
         self.mode = None       # "historic" | "standard" once a frame is decoded
@@ -103,6 +105,13 @@ class TICMeter:
         self._tri = 0
         self.stats = {"frames": 0, "index_rejected": 0, "value_errors": 0,
                       "link_errors": 0, "baud_switches": 0}
+
+    def key_at(self, i):
+        """The key of index ``i`` (``new_keys``: the TIC labels, then the derived keys),
+        None past the last."""
+        names = self.tic.labels.NAMES
+        n = len(names)
+        return names[i] if i < n else _DERIVED[i - n] if i - n < len(_DERIVED) else None
 
     # ---------------------------------------------------------------- frame -> values
     def _index_ok(self, label, v, now):
@@ -125,8 +134,9 @@ class TICMeter:
     def _set(self, key, v):
         vals = self.values
         if key not in vals:
-            if key not in self.new_keys:
-                self.new_keys.append(key)
+            names = self.tic.labels.NAMES
+            self.new_keys.append(len(names) + _DERIVED.index(key) if key in _DERIVED
+                                 else names.index(key))
         elif vals[key] == v:
             return
         vals[key] = v
