@@ -2,10 +2,11 @@
 
 * :class:`Clock` -- the replay timeline: closed until the gateway is ready, then
   recorded time ``t`` is due at ``origin + (t - start) / speed`` (``fast``: at once);
-* :class:`Cassette` -- reactive playback of a request/response line (Modbus...): the
-  gateway's requests (``tx`` events) are matched byte for byte, in order (a request
-  the gateway skipped is skipped, counted); each match releases the recorded answer
-  (the ``rx`` events that follow it); anything else is a mismatch, reported;
+* :class:`Cassette` -- reactive playback of a request/response line (Modbus...): a
+  request of the gateway's is matched byte for byte with the first unused recorded
+  request (``tx`` events) of the same bytes, and releases the answer recorded after it
+  (the ``rx`` events that follow); bytes that begin no recorded request are a mismatch,
+  reported;
 * :class:`TcpEndpoint` (the emulated board's UART, a loopback TCP server the firmware
   connects to; a new connection replaces the old one, like a board that reboots) and
   :class:`SerialEndpoint` (a real serial port, pyserial);
@@ -54,63 +55,89 @@ class Clock:
 
 
 class Cassette:
-    """Recorded exchanges of one request/response channel, in order."""
+    """Recorded exchanges of one request/response line.
 
-    def __init__(self, events):
+    Each distinct request (a meter's read of one block of registers, say) is a queue of
+    its own: the gateway's request gets the answer recorded after the first unused
+    occurrence of the same bytes.  The polls of several devices on one bus may then
+    interleave otherwise than in the recording, and a request recorded without an answer
+    (a timeout, then the retry) is silent again.  A request whose recorded occurrences
+    are all used gets no answer (counted: ``unanswered``, a device gone silent); bytes
+    that begin no recorded request are a mismatch (reported, the buffer dropped).
+
+    ``tx`` events in a row are one request read in several pieces unless a silence of
+    3.5 characters (at least 10 ms: timestamps jitter) separates them, the RTU rule
+    for the end of a frame: a request repeated after a timeout is a request again.
+    ``channel``: the recording's channel (its line settings time a character)."""
+
+    def __init__(self, events, channel=None):
+        ch = channel or {}
+        baud = ch.get("baud") or 9600
+        char_s = (2 + (ch.get("bits") or 8) + (ch.get("parity", "N") != "N")) / float(baud)
+        silence_s = max(0.010, 3.5 * char_s)
         self.leading = []          # answers recorded before any request (sent at start)
         self.exchanges = []        # [request bytes, [answer chunks]]
-        last = None
+        last, end = None, 0.0
         for ev in events:
             d = ev.get("dir")
             data = recording.payload(ev)
+            t = ev.get("t", 0.0)
             if d == "tx":
-                if last == "tx":
+                if last == "tx" and t - end < silence_s:
                     self.exchanges[-1][0] += data        # one request in several reads
                 else:
                     self.exchanges.append([data, []])
+                end = t + len(data) * char_s
             elif d == "rx":
                 (self.exchanges[-1][1] if self.exchanges else self.leading).append(data)
             last = d
-        self.pos = 0
+        self.queues = {}           # request bytes -> [exchange index], in recorded order
+        for i, ex in enumerate(self.exchanges):
+            self.queues.setdefault(bytes(ex[0]), []).append(i)
+        self._next = dict.fromkeys(self.queues, 0)
+        # longest first: a request that begins another one's bytes never hides it
+        self._requests = sorted(self.queues, key=len, reverse=True)
         self.buf = bytearray()
         self.matched = 0
-        self.skipped = 0
+        self.unanswered = 0
         self.mismatches = []
 
     def remaining(self):
-        return len(self.exchanges) - self.pos
+        return len(self.exchanges) - self.matched
 
     def exhausted(self):
-        return self.pos >= len(self.exchanges)
+        return self.matched >= len(self.exchanges)
+
+    def pending(self, request):
+        """Recorded occurrences of ``request`` not answered yet."""
+        q = self.queues.get(bytes(request), ())
+        return len(q) - self._next.get(bytes(request), 0)
 
     def feed(self, data):
         """Bytes from the gateway -> the answers to send now (list of bytes)."""
         self.buf += data
         out = []
-        while self.buf and self.pos < len(self.exchanges):
+        while self.buf:
             buf = bytes(self.buf)
-            req = self.exchanges[self.pos][0]
-            if buf.startswith(req):
-                del self.buf[:len(req)]
-                out.extend(self.exchanges[self.pos][1])
-                self.pos += 1
+            req = next((r for r in self._requests if buf.startswith(r)), None)
+            if req is None:
+                if any(r.startswith(buf) for r in self._requests):
+                    break                       # a request still arriving
+                nxt = min((q[self._next[r]] for r, q in self.queues.items()
+                           if self._next[r] < len(q)), default=None)
+                self.mismatches.append("%s is no recorded request (next recorded: %s)" % (
+                    buf[:32].hex(" "),
+                    "none" if nxt is None else self.exchanges[nxt][0].hex(" ")))
+                self.buf.clear()
+                break
+            del self.buf[:len(req)]
+            k = self._next[req]
+            if k < len(self.queues[req]):
+                self._next[req] = k + 1
+                out.extend(self.exchanges[self.queues[req][k]][1])
                 self.matched += 1
-                continue
-            later = [k for k in range(self.pos, len(self.exchanges))
-                     if buf.startswith(self.exchanges[k][0])]
-            if later:                       # the gateway skipped a request: follow it
-                self.skipped += later[0] - self.pos
-                self.pos = later[0]
-                continue
-            if any(ex[0].startswith(buf) for ex in self.exchanges[self.pos:]):
-                break                       # a request still arriving
-            self.mismatches.append("request #%d: expected %s, got %s"
-                                   % (self.pos, req.hex(" "), buf[:max(len(req), 16)].hex(" ")))
-            self.buf.clear()
-        if self.pos >= len(self.exchanges) and self.buf:
-            self.mismatches.append("unexpected request after the recording ended: %s"
-                                   % bytes(self.buf[:32]).hex(" "))
-            self.buf.clear()
+            else:
+                self.unanswered += 1
         return out
 
 
@@ -237,9 +264,10 @@ class SerialEndpoint:
 class Feeder:
     """Plays one serial channel through ``endpoint`` on ``clock``."""
 
-    def __init__(self, name, channel, events, endpoint, clock):
+    def __init__(self, name, channel, events, endpoint, clock, idle_s=30.0):
         self.name, self.channel, self.endpoint, self.clock = name, channel, endpoint, clock
-        self.cassette = Cassette(events) if channel.get("reactive") else None
+        self.idle_s = idle_s    # reactive: done when no recorded request came for that long
+        self.cassette = Cassette(events, channel) if channel.get("reactive") else None
         self.stream = [(ev["t"], recording.payload(ev)) for ev in events if ev.get("dir") == "rx"]
         self.stats = {"bytes": 0, "chunks": 0, "requests": 0, "answers": 0}
         self.gate = None        # gate(name, i): called before sending stream chunk i (lockstep)
@@ -283,18 +311,23 @@ class Feeder:
             self.done.set()
 
     def _reactive(self):
+        """Serve from the start, as a device on the bus does (the gateway polls its meters
+        from boot, before it is online): not on the timeline's clock."""
         cas = self.cassette
-        if not self.clock.wait_until(self.clock.start, self._stop):
-            return
         for data in cas.leading:
             if not self._send(data):
                 return
+        idle_end = time.monotonic() + self.idle_s + 30.0     # + the gateway's boot
         while not self._stop.is_set() and not cas.exhausted():
             data = self.endpoint.recv(0.1, self._stop)
             if not data:
+                if time.monotonic() > idle_end:
+                    return      # the gateway stopped making the recorded requests: reported
                 continue
             before = cas.matched
             answers = cas.feed(data)
+            if cas.matched > before:
+                idle_end = time.monotonic() + self.idle_s
             self.stats["requests"] += cas.matched - before
             for a in answers:
                 if not self._send(a):

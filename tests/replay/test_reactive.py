@@ -33,26 +33,54 @@ def test_cassette_answers_in_order_and_waits_for_whole_requests():
     assert cas.exhausted() and cas.matched == 3 and not cas.mismatches
 
 
-def test_cassette_follows_a_skipped_request_and_reports_unknown_ones():
-    cas = Cassette(_events(("rx", b"hello"), ("tx", REQ1), ("rx", ANS1), ("tx", REQ2), ("rx", ANS2)))
+def test_each_request_has_its_own_queue_so_polls_may_interleave_differently():
+    """Two meters on one bus: their requests come in another order than recorded, each
+    still gets its own answers, in their recorded order."""
+    ANS1b = bytes.fromhex("01 03 04 00 0c 00 0d 00 00")
+    cas = Cassette(_events(("rx", b"hello"), ("tx", REQ1), ("rx", ANS1), ("tx", REQ2), ("rx", ANS2),
+                           ("tx", REQ1), ("rx", ANS1b)))
     assert cas.leading == [b"hello"]
-    assert cas.feed(REQ2) == [ANS2]                 # REQ1 never made: skipped
-    assert cas.skipped == 1 and cas.exhausted()
+    assert cas.feed(REQ2) == [ANS2]                 # REQ1 not made yet: it stays due
+    assert cas.feed(REQ1) == [ANS1]
+    assert cas.remaining() == 1 and not cas.exhausted()
+    assert cas.feed(REQ1) == [ANS1b] and cas.exhausted()
+    assert cas.feed(REQ2) == [] and cas.unanswered == 1      # made once more than recorded: silent
+    assert not cas.mismatches
+
+
+def test_a_request_recorded_without_answer_stays_silent_then_the_retry_is_answered():
+    """A silence of 3.5 characters ends a request: the retry after a timeout is another."""
+    cas = Cassette(_events(("tx", REQ1), ("tx", REQ1), ("rx", ANS1)))
+    assert len(cas.exchanges) == 2
+    assert cas.feed(REQ1) == []                     # the first attempt: nothing was heard
+    assert cas.feed(REQ1) == [ANS1] and cas.exhausted() and cas.unanswered == 0
+
+
+def test_bytes_that_begin_no_recorded_request_are_a_mismatch():
     cas = Cassette(_events(("tx", REQ1), ("rx", ANS1)))
     assert cas.feed(b"\x09\x09\x09\x09\x09\x09\x09\x09") == []
-    assert cas.mismatches and "expected 01 03 00 00" in cas.mismatches[0]
-    assert cas.feed(REQ1) == [ANS1]
-    cas.feed(b"\x01\x02")
-    assert "after the recording ended" in cas.mismatches[-1]
+    assert cas.mismatches and "no recorded request (next recorded: 01 03 00 00" in cas.mismatches[0]
+    assert cas.feed(REQ1[:5]) == []                 # a request still arriving
+    assert cas.feed(REQ1[5:]) == [ANS1]
+    cas.feed(b"\x01\x02\x05")
+    assert "(next recorded: none)" in cas.mismatches[-1]
 
 
 def test_a_request_split_over_several_tx_events_is_one_request():
-    cas = Cassette(_events(("tx", REQ1[:2]), ("tx", REQ1[2:]), ("rx", ANS1)))
+    """Pieces that follow each other on the line (less than 3.5 characters of silence)."""
+    ch = {"baud": 1200, "bits": 8, "parity": "N"}    # a character: 10/1200 s
+    pieces = [{"t": 0.0, "ch": "mb", "dir": "tx", "hex": REQ1[:2].hex()},
+              {"t": 2 * 10 / 1200 + 0.02, "ch": "mb", "dir": "tx", "hex": REQ1[2:].hex()},
+              {"t": 0.5, "ch": "mb", "dir": "rx", "hex": ANS1.hex()}]
+    cas = Cassette(pieces, ch)
     assert len(cas.exchanges) == 1 and cas.feed(REQ1) == [ANS1]
+    pieces[1]["t"] = 2 * 10 / 1200 + 0.04           # 4.8 characters of silence: two requests
+    assert len(Cassette(pieces, ch).exchanges) == 2
 
 
 def test_feeder_serves_a_request_response_channel_over_tcp():
-    """A fake master (standing in for a future Modbus driver) talks to the feeder."""
+    """A fake master talks to the feeder; it answers before the timeline opens (the
+    gateway polls its meters from boot, before it is online)."""
     ch = recording.serial_channel(baud=9600, bits=8, parity="N", protocol="modbus-rtu", reactive=True)
     events = _events(("tx", REQ1), ("rx", ANS1), ("tx", REQ2), ("rx", ANS2))
     # answers are recorded long after their request: the feeder must not wait for that
@@ -61,7 +89,6 @@ def test_feeder_serves_a_request_response_channel_over_tcp():
     feeder = Feeder("mb", ch, events, TcpEndpoint(), clock).start()
     try:
         s = socket.create_connection(("127.0.0.1", feeder.port), timeout=5)
-        clock.open()
         got = {}
         for req, ans in ((REQ1, ANS1), (REQ2, ANS2)):
             t0 = time.monotonic()
@@ -76,6 +103,27 @@ def test_feeder_serves_a_request_response_channel_over_tcp():
         assert feeder.stats["requests"] == 2 and feeder.stats["answers"] == 2
         assert feeder.error is None and not feeder.cassette.mismatches
         s.close()
+    finally:
+        feeder.stop()
+
+
+def test_a_reactive_feeder_gives_up_when_the_gateway_stops_asking():
+    """Recorded requests the gateway never makes: the channel ends after idle_s without a
+    recorded request (the replay then reports them) instead of waiting forever."""
+    ch = recording.serial_channel(baud=9600, bits=8, parity="N", protocol="modbus-rtu", reactive=True)
+    feeder = Feeder("mb", ch, _events(("tx", REQ1), ("rx", ANS1), ("tx", REQ2), ("rx", ANS2)),
+                    TcpEndpoint(), Clock(), idle_s=0.3).start()
+    try:
+        with socket.create_connection(("127.0.0.1", feeder.port), timeout=5) as s:
+            s.sendall(REQ1)
+            buf = b""
+            while len(buf) < len(ANS1):
+                buf += s.recv(64)
+            assert buf == ANS1
+            t0 = time.monotonic()
+            assert feeder.done.wait(5)
+            assert 0.2 < time.monotonic() - t0 < 3
+        assert feeder.cassette.remaining() == 1 and feeder.error is None
     finally:
         feeder.stop()
 
