@@ -21,6 +21,13 @@
 6. ``stop()``: SIGINT, then SIGTERM, then SIGKILL (with timeouts), stops the TIC
    servers and removes the temp root.
 
+``record=PATH`` (``passerelle emulate --record f.jsonl[.gz]``) writes what the emulated
+UARTs carried as a recording (host/passerelle/RECORDING.md): a TIC meter's stream as an
+``rx`` channel named after the meter, a Modbus bus as a reactive channel
+``modbus-uart<N>`` (the gateway's requests ``tx``, the meters' answers ``rx``) whose
+``meters`` list the polled meters' config (model, address, period...), so that
+``passerelle replay`` polls the same meters and gets the recorded answers.
+
 ``passerelle emulate`` exits 0 after ``--duration``, 130 on Ctrl-C, non-zero when the
 firmware exited by itself (its code, else 1) or the board reset during the run (1),
 2 when it could not start (bad config, build error).
@@ -40,6 +47,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import project_root as _project_root
+from . import recording
 from .boards import device_board
 from .build import BuildError, build_mpy
 from .romfs import build_image
@@ -129,7 +137,7 @@ class Emulation:
                  tic_sim="standard", phases=3, tariff="tempo", seed=0, noise=0.0, accel=1.0,
                  broker=None, speed=1.0, root=None, heapsize=None, micropython=None,
                  on_line=None, prefix="gw | ", echo=True, env=None, validate=True, max_lines=5000,
-                 max_restarts=20, romfs=None, io_demo=False):
+                 max_restarts=20, romfs=None, io_demo=False, record=None):
         self.project_root = Path(project_root or _project_root())
         self.board = board
         if tic_sim not in MODES:
@@ -163,6 +171,8 @@ class Emulation:
         self.restarts = 0
         self.max_restarts = max_restarts
         self.romfs = romfs  # None: the board's board.json "romfs" (default True)
+        self.record = record  # a recording of the UARTs' traffic is written there
+        self.recorder = None
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -237,25 +247,52 @@ class Emulation:
         for m in (self.config or {}).get("meters") or []:
             if m.get("type") == "modbus":
                 buses.setdefault(str(m.get("uart", 2)), []).append(m)
+        tics = [(i, meter_id, uart) for i, (meter_id, uart) in enumerate(self.meter_uarts())
+                if uart not in buses]
+        tic_mode = self.tic_sim
+        if self.tic:
+            tic_mode = "standard" if b"\t" in Path(self.tic).read_bytes()[:4096] else "historic"
+        taps = self._recorder(buses, tics, tic_mode)
         for uart, meters in buses.items():
             from .sim.modbus import ModbusLinkServer
-            self.servers[uart] = ModbusLinkServer(meters, seed=self.seed,
-                                                  name="modbus-uart" + uart).start()
-        for i, (meter_id, uart) in enumerate(self.meter_uarts()):
-            if uart in self.servers:
-                continue
+            self.servers[uart] = ModbusLinkServer(meters, seed=self.seed, name="modbus-uart" + uart,
+                                                  tap=taps.get(uart)).start()
+        for i, meter_id, uart in tics:
             if self.tic:
-                stream = capture_stream(self.tic)
-                rate = line_rate("standard" if b"\t" in Path(self.tic).read_bytes()[:4096] else "historic")
+                stream, rate = capture_stream(self.tic), line_rate(tic_mode)
             else:
                 sim = LinkySim(mode=self.tic_sim, phases=self.phases, tariff=self.tariff,
                                seed=self.seed + i, noise=self.noise, accel=self.accel)
                 stream, rate = sim.stream(), sim.line_rate()
-            self.servers[uart] = TicServer(stream, rate, self.speed, name=meter_id).start()
+            self.servers[uart] = TicServer(stream, rate, self.speed, name=meter_id,
+                                           tap=taps.get(uart)).start()
         if wants_io(self.config) and self.io is None:
             self.io = IoServer().start()
             if self.io_demo:
                 self.io.demo(self.config)
+
+    def _recorder(self, buses, tics, tic_mode):
+        """With ``record``: the recording's Writer, and a tap per UART -> {uart: tap}."""
+        if not self.record:
+            return {}
+        channels, names = {}, {}
+        for uart, meters in buses.items():
+            m0 = meters[0]
+            names[uart] = name = "modbus-uart" + uart
+            channels[name] = recording.serial_channel(
+                baud=m0.get("baudrate", 9600), bits=8,
+                parity={"even": "E", "odd": "O"}.get(m0.get("parity"), "N"),
+                protocol="modbus-rtu", reactive=True,
+                meters=[{k: v for k, v in m.items() if k not in ("type", "uart") and not k.endswith("_pin")}
+                        for m in meters])
+        for _i, meter_id, uart in tics:
+            names[uart] = meter_id
+            channels[meter_id] = recording.serial_channel(
+                baud=1200 if tic_mode == "historic" else 9600, mode=tic_mode)
+        self.recorder = recording.Writer(self.record, channels, source="passerelle emulate (%s)" % (
+            "capture " + Path(self.tic).name if self.tic else "simulated meters, seed %d" % self.seed))
+        return {uart: (lambda d, data, ch=name: self.recorder.event(ch, d, data))
+                for uart, name in names.items()}
 
     def emu_options(self):
         opts = {"uart": {uart: srv.port for uart, srv in self.servers.items()}}
@@ -378,6 +415,8 @@ class Emulation:
                 self._reader.join(2.0)
         for srv in self.servers.values():
             srv.stop()
+        if self.recorder is not None:
+            self.recorder.close()
         if self.io is not None:
             self.io.stop()
         if self._tmp is not None:
@@ -425,6 +464,9 @@ def add_parser(subparsers):
     add_emulation_args(p)
     p.add_argument("--broker", default=None, metavar="URL",
                    help="mqtt://host:port patched into the config's mqtt section")
+    p.add_argument("--record", default=None, metavar="FILE",
+                   help="write the UARTs' traffic (TIC streams, Modbus requests and answers) "
+                   "as a recording for `passerelle replay` (.jsonl, .jsonl.gz)")
     p.set_defaults(func=run_emulate)
 
 
@@ -438,7 +480,7 @@ def emulation_from_args(args, **kw):
 
 def run_emulate(args):
     try:
-        emu = emulation_from_args(args, broker=args.broker)
+        emu = emulation_from_args(args, broker=args.broker, record=args.record)
         emu.start()
     except (EmulationError, BuildError, ValueError, OSError) as exc:
         print("emulate: %s" % exc, file=sys.stderr)

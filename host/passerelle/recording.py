@@ -20,6 +20,7 @@ import datetime
 import gzip
 import io
 import json
+import threading
 import time
 import zlib
 
@@ -119,7 +120,7 @@ class Writer:
     gzip-compressed (flushed with Z_SYNC_FLUSH per event, so a killed recorder still
     leaves readable data).  ``event(ch, dir, data, t=None, encoding="hex", **fields)``
     with ``t`` seconds since start (default: now on the monotonic clock since the
-    writer was created).
+    writer was created).  Several threads may write events (one per channel, say).
     """
 
     def __init__(self, path, channels, source=None, t0=None, **header_extra):
@@ -135,6 +136,7 @@ class Writer:
         self.count = 0
         self.bytes = {}
         self._last_t = 0.0
+        self._lock = threading.Lock()
         self._write(header(channels, source, **header_extra))
 
     def _write(self, obj):
@@ -150,15 +152,18 @@ class Writer:
     def event(self, ch, direction, data=b"", t=None, encoding="hex", **fields):
         if ch not in self.channels:
             raise ValueError("unknown channel %r" % ch)
-        t = self.now() if t is None else float(t)
-        t = max(t, self._last_t)              # one clock, never backwards
-        self._last_t = t
-        ev = {"t": round(t, 6), "ch": ch, "dir": direction}
-        ev.update(fields)
-        ev.update(encode_payload(data, encoding))
-        self._write(ev)
-        self.count += 1
-        self.bytes[ch] = self.bytes.get(ch, 0) + len(data)
+        with self._lock:
+            t = self.now() if t is None else float(t)
+            t = max(t, self._last_t)              # one clock, never backwards
+            self._last_t = t
+            ev = {"t": round(t, 6), "ch": ch, "dir": direction}
+            ev.update(fields)
+            ev.update(encode_payload(data, encoding))
+            if self._f is None:                   # closed: a server thread still talking
+                return ev
+            self._write(ev)
+            self.count += 1
+            self.bytes[ch] = self.bytes.get(ch, 0) + len(data)
         return ev
 
     def mark(self, note, t=None, **fields):
@@ -168,11 +173,12 @@ class Writer:
         self._write(ev)
 
     def close(self):
-        if self._own and self._f is not None:
-            self._f.close()
-            if self._raw is not None and self._raw is not self._f:
-                self._raw.close()
-        self._f = None
+        with self._lock:
+            if self._own and self._f is not None:
+                self._f.close()
+                if self._raw is not None and self._raw is not self._f:
+                    self._raw.close()
+            self._f = None
 
     def __enter__(self):
         return self

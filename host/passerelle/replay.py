@@ -13,8 +13,8 @@
   published on the broker at their recorded time (scaled like the serial channels).
 
 ``--into emu`` (default) runs the firmware on the MicroPython unix port
-(:class:`passerelle.emulate.Emulation`) with one TIC meter per serial TIC channel,
-its UART served over loopback TCP; ``--into PORT`` writes the (single) serial channel
+(:class:`passerelle.emulate.Emulation`) with one TIC meter per serial TIC channel and
+the Modbus meters a reactive Modbus channel lists, each UART served over loopback TCP; ``--into PORT`` writes the (single) serial channel
 to a real serial port (pyserial) for a real board.  Broker: ``--broker URL``, else an
 embedded one started for the replay (``amqtt`` by default, ``--broker mosquitto`` for
 mosquitto).  The timeline starts once the gateway is online on MQTT, so the first
@@ -47,10 +47,13 @@ def meter_id(name):
 
 
 def replay_config(rec, device_id=DEFAULT_DEVICE, broker=("127.0.0.1", 1883), overrides=None,
-                  meter_overrides=None):
+                  meter_overrides=None, speed=1.0):
     """The gateway config for a replay: one TIC meter per serial TIC channel (UART 1, 2,
-    ...), every change published at once (min_interval_s 0), no periodic republish or
-    stats during the run (their timing is the wall clock's, not the recording's)."""
+    ...), the Modbus meters a reactive Modbus channel lists (its ``meters``: the config
+    they were recorded with) on that channel's UART, polled every ``period_s / speed``
+    seconds (at least 1); every change published at once (min_interval_s 0), no periodic
+    republish or stats during the run (their timing is the wall clock's, not the
+    recording's).  ``meter_overrides`` apply to the TIC meters."""
     meters, uarts = [], {}
     serial = rec.serial_channels()
     tic = [c for c in serial if rec.channels[c].get("protocol", "tic") == "tic"
@@ -65,6 +68,14 @@ def replay_config(rec, device_id=DEFAULT_DEVICE, broker=("127.0.0.1", 1883), ove
              "uart": int(uarts[name]), "period_s": 3600, "min_interval_s": 0}
         m.update(meter_overrides or {})
         meters.append(m)
+    for name in other:
+        ch = rec.channels[name]
+        if ch.get("protocol") != "modbus-rtu":
+            continue
+        for rm in ch.get("meters") or ():
+            m = dict(rm, type="modbus", uart=int(uarts[name]), min_interval_s=0)
+            m["period_s"] = max(1, int(rm.get("period_s", 10) / speed))
+            meters.append(m)
     cfg = {"device_id": device_id, "name": "Passerelle replay",
            "mqtt": {"host": broker[0], "port": broker[1]}, "network": {"type": "none"},
            "stats_period_s": 3600, "meters": meters}
@@ -159,10 +170,10 @@ class Replay:
         self.until = until      # until(messages) -> bool: also waited for before settling
         self.until_timeout_s = until_timeout_s
         self.lockstep = lockstep
-        self.expected = {}      # lockstep: channel -> states the model expects
+        self.expected = {}      # lockstep: TIC channel or Modbus meter id -> states expected
         self.result = Result()
 
-    def _feeders(self, clock, uarts):
+    def _feeders(self, clock, cfg, uarts):
         out = {}
         for name in self.rec.serial_channels():
             ch = self.rec.channels[name]
@@ -171,15 +182,28 @@ class Replay:
                 endpoint = TcpEndpoint()
             else:
                 endpoint = SerialEndpoint(self.into, ch)
-            out[uarts.get(name, name)] = Feeder(name, ch, events, endpoint, clock)
+            # a reactive channel is done when the gateway stops asking for a few periods
+            periods = [m["period_s"] for m in cfg["meters"] if str(m["uart"]) == uarts.get(name)]
+            out[uarts.get(name, name)] = Feeder(name, ch, events, endpoint, clock,
+                                                idle_s=10.0 + 3 * max(periods, default=10))
         return out
 
     def _setup_lockstep(self, cfg, uarts):
-        """Gate and end condition from the host model of each TIC meter."""
-        from .replay_model import count_states, lockstep, tic_model
+        """Gate and end condition from the host model of each TIC meter; end condition
+        from the host model of each Modbus meter (no gate: a reactive channel keeps its
+        own pace, a request then its answer)."""
+        from .replay_model import count_states, distinct, lockstep, modbus_model, tic_model
         gates, wants = {}, {}
         speed = 1e9 if self.fast else self.speed
+        for name in self.rec.serial_channels():
+            if self.rec.channels[name].get("protocol") == "modbus-rtu":
+                for mid, states in modbus_model(self.rec, name).items():
+                    topic = "%s/%s/%s/state" % (self.base, self.device_id, mid)
+                    wants[topic] = len(distinct(states))
+                    self.expected[mid] = states
         for m in cfg["meters"]:
+            if m["type"] != "tic":
+                continue
             name = next(n for n, u in uarts.items() if u == str(m["uart"]))
             states, _, waits, _ = tic_model(self.rec, name, speed, {"mode": m["mode"]})
             topic = "%s/%s/%s/state" % (self.base, self.device_id, m["id"])
@@ -200,10 +224,11 @@ class Replay:
         start = min((ev["t"] for ev in self.rec.events if "ch" in ev), default=0.0)
         clock = Clock(self.speed, self.fast, start)
         cfg, uarts = replay_config(self.rec, self.device_id, (self.host, self.port),
-                                   self.config_overrides, self.meter_overrides)
+                                   self.config_overrides, self.meter_overrides,
+                                   1e9 if self.fast else self.speed)
         if self.into != "emu" and len(self.rec.serial_channels()) > 1:
             raise ValueError("--into PORT takes a recording with one serial channel")
-        feeders = self._feeders(clock, uarts)
+        feeders = self._feeders(clock, cfg, uarts)
         res.feeders = {f.name: f for f in feeders.values()}
         collector = Collector(self.host, self.port, golden.SUBSCRIPTIONS)
         if self.lockstep and self.gate is None and self.until is None:

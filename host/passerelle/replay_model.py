@@ -6,7 +6,11 @@ loaded from the checkout on CPython) and ``protocols.tic.TicDecoder`` over the r
 bytes of one TIC channel, with the replay's configuration (``min_interval_s: 0``): a state
 is published after the 2nd frame, then after every frame that changed one.
 
-:func:`lockstep` turns that into a ``Replay`` gate: before the chunk that follows a
+:func:`modbus_model` runs the firmware's own ``ModbusMeter`` (modbus_meter.py) over the
+recorded answers of a reactive Modbus channel, served as the replay serves them: a state
+after every poll that read something.
+
+:func:`lockstep` turns the TIC model's waits into a ``Replay`` gate: before the chunk that follows a
 frame that must be published is sent, wait until that state is on MQTT.  A loaded
 machine then slows the replay down instead of merging two frames into one publish, so
 a golden comparison does not depend on the speed or the load.
@@ -20,12 +24,12 @@ from . import project_root, recording
 from .mpeval import Clock, NullLog
 
 
-def _tic_meter_class(root=None):
-    path = (root or project_root()) / "firmware" / "gw" / "drivers" / "tic_meter.py"
-    spec = importlib.util.spec_from_file_location("_passerelle_tic_meter", path)
+def _firmware_class(rel, name, root=None):
+    path = (root or project_root()) / "firmware" / "gw" / "drivers" / rel
+    spec = importlib.util.spec_from_file_location("_passerelle_" + rel[:-3], path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.TICMeter
+    return getattr(mod, name)
 
 
 def tic_model(rec, channel, speed=1.0, meter_cfg=None, root=None):
@@ -42,7 +46,7 @@ def tic_model(rec, channel, speed=1.0, meter_cfg=None, root=None):
             "period_s": 3600, "min_interval_s": 0}
     mcfg.update(meter_cfg or {})
     clock = Clock()
-    meter = _tic_meter_class(root)(mcfg, clock, NullLog(), tic=tic)
+    meter = _firmware_class("tic_meter.py", "TICMeter", root)(mcfg, clock, NullLog(), tic=tic)
     dec = tic.TicDecoder(mode={"historic": tic.HISTORIC, "standard": tic.STANDARD}.get(
         mcfg["mode"], tic.AUTO))
     out, frames, waits = [], 0, {}
@@ -65,6 +69,62 @@ def tic_model(rec, channel, speed=1.0, meter_cfg=None, root=None):
                 out.append(json.loads(meter.state_json()))
                 waits[i + 1] = len(out)
     return out, frames, waits, dict(meter.stats)
+
+
+class _CassetteBus:
+    """The ModbusBus of :func:`modbus_model`: a request gets the recorded answer to the
+    same bytes (replay_io.Cassette, as the replay serves it), decoded by protocols.modbus."""
+
+    def __init__(self, cassette):
+        self.cas = cassette
+        self.stats = {}
+
+    def decoder_stats(self):
+        return {}
+
+    async def request(self, address, function, register, arg, timeout_ms, retries):
+        from protocols.modbus import rtu
+        req = rtu.request(address, function, register, arg)
+        count = arg if function in (3, 4) else len(arg) if function == 16 else 0
+        for _ in range(retries + 1):
+            ans = b"".join(self.cas.feed(req))
+            if ans.startswith(req):
+                ans = ans[len(req):]        # the line's echo of the request
+            dec = rtu.RtuDecoder()
+            dec.expect(address, function, count if function in (3, 4) else 0)
+            used, r = dec.decode(ans) if ans else (0, None)
+            if r is None and ans:
+                r = dec.silence()
+            if r is not None:
+                return r
+        return None
+
+
+def modbus_model(rec, channel, root=None):
+    """-> {meter id: [states]} for the reactive Modbus channel ``channel`` (its header
+    lists the meters, with the config replay_config gives them): the firmware's own
+    ModbusMeter (firmware/gw/drivers/modbus_meter.py, on CPython) polls the recorded
+    answers (each request the answer recorded after the same bytes, as the replay's
+    Cassette serves them) until its first request has none left; a state after every
+    poll that read something (the replay polls once a period and publishes each)."""
+    import asyncio
+
+    from .replay_io import Cassette
+
+    ch = rec.channels[channel]
+    meter_cls = _firmware_class("modbus_meter.py", "ModbusMeter", root)
+    out = {}
+    for m in ch.get("meters") or ():
+        cas = Cassette(rec.channel_events(channel), ch)
+        cfg = {"timeout_ms": 300, "retries": 1, "setup": {}}
+        cfg.update(m)
+        meter = meter_cls(cfg, Clock(), NullLog(), _CassetteBus(cas))
+        first = next((req for req, _ in cas.exchanges if req[:1] == bytes([m["address"]])), None)
+        states = out[m["id"]] = []
+        while first is not None and cas.pending(first):
+            if asyncio.run(meter.poll()):
+                states.append(dict(meter.values))
+    return out
 
 
 def lockstep(waits, topic, timeout=10.0):
@@ -110,6 +170,15 @@ def without_stamps(payload):
         d.pop("seq", None)
         d.pop("ts", None)
     return d
+
+
+def distinct(states):
+    """``states`` without the repeats of the one before (what a subscriber sees change)."""
+    out = []
+    for st in states:
+        if not out or out[-1] != st:
+            out.append(st)
+    return out
 
 
 def count_states(msgs, topic):

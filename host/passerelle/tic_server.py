@@ -50,13 +50,14 @@ def accept_pending(sock, restore_timeout):
 class TicServer:
     """``TicServer(stream, rate, speed)``: ``stream`` yields ``(t_seconds, bytes)``."""
 
-    def __init__(self, stream, rate, speed=1.0, host="127.0.0.1", port=0, name="tic"):
+    def __init__(self, stream, rate, speed=1.0, host="127.0.0.1", port=0, name="tic", tap=None):
         if speed <= 0:
             raise ValueError("speed must be > 0")
         self.stream = iter(stream)
         self.rate = float(rate)
         self.speed = float(speed)
         self.name = name
+        self.tap = tap      # tap("rx", bytes): what the gateway was sent (a recording)
         self.stats = {"connections": 0, "bytes": 0, "chunks": 0, "disconnects": 0}
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -149,10 +150,13 @@ class TicServer:
                     self._pending = (t, data[off:])
                     self.stats["connections"] += 1
                     return newer
+                piece = data[off:off + chunk]
                 try:
-                    conn.sendall(data[off:off + chunk])
+                    conn.sendall(piece)
                 except OSError:
                     self._pending = (t, data[off:])
                     raise
-                self.stats["bytes"] += len(data[off:off + chunk])
+                self.stats["bytes"] += len(piece)
                 self.stats["chunks"] += 1
+                if self.tap is not None:
+                    self.tap("rx", piece)

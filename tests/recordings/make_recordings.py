@@ -7,6 +7,10 @@ Each is ``passerelle sim linky ... -o raw.bin`` then ``passerelle import-capture
 announces a restart (``homeassistant/status`` = ``online``) half-way through.  After
 regenerating, refresh the golden files: ``PASSERELLE_UPDATE_GOLDEN=1 pytest tests/replay``.
 
+The Modbus recordings (``sim_modbus_*``) are what ``passerelle emulate --record``
+writes while the gateway polls the simulated meters (``passerelle.sim.modbus``): the
+gateway's requests and the meters' answers, replayed as a cassette.
+
 The "day" recordings run the meter clock ``accel`` times faster than the line, so a
 whole day (HP/HC switches, the Tempo colour announced at 20:00 and changing at 06:00,
 the midnight maxima reset) fits in a few hundred frames, which the replay tests feed
@@ -65,12 +69,38 @@ def add_ha_restart(path, out):
             w.event(ev["ch"], ev["dir"], recording.payload(ev), t=ev["t"])
 
 
+# name, meters (config entries, uart 2), seconds recorded
+MODBUS = [
+    ("sim_modbus_sdm630", [{"id": "pac", "model": "sdm630", "address": 1, "period_s": 1}], 8),
+    # two meters polled at different periods, a transceiver that echoes the requests
+    ("sim_modbus_two_meters_echo",
+     [{"id": "pac", "model": "sdm630", "address": 1, "period_s": 1, "echo": True},
+      {"id": "pv", "model": "sdm120", "address": 2, "period_s": 2, "echo": True}], 8),
+]
+
+
+def make_modbus(name, meters, seconds):
+    """Record the gateway polling the simulated meters (no broker: it polls anyway)."""
+    import time
+
+    from passerelle.emulate import Emulation
+    out = HERE / (name + ".jsonl.gz")
+    cfg = {"device_id": "rec", "mqtt": {"host": "127.0.0.1", "port": 9}, "network": {"type": "none"},
+           "stats_period_s": 3600, "meters": [dict(m, type="modbus", uart=2) for m in meters]}
+    with Emulation(config=cfg, record=str(out), seed=7, echo=False):
+        time.sleep(seconds)
+    return out
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         for spec in RECORDINGS:
             out = make(*spec, tmp)
             print(out.name, out.stat().st_size, "bytes")
         add_ha_restart(HERE / "sim_hist_1p_base.jsonl.gz", HERE / "sim_hist_1p_base_ha_restart.jsonl.gz")
+    for spec in MODBUS:
+        out = make_modbus(*spec)
+        print(out.name, out.stat().st_size, "bytes")
     return 0
 
 

@@ -27,8 +27,11 @@ def capture_names():
     return sorted(p.name for p in CAPTURES.glob("*.bin")) if CAPTURES.is_dir() else []
 
 
-def recording_names():
-    return sorted(p.name for p in RECORDINGS.glob("*.jsonl*"))
+def recording_names(modbus=False):
+    """The simulator's recordings: TIC streams, or (``modbus``) the sim_modbus_* ones
+    (``passerelle emulate --record`` of the gateway polling the simulated meters)."""
+    return sorted(p.name for p in RECORDINGS.glob("*.jsonl*")
+                  if p.name.startswith("sim_modbus_") == modbus)
 
 
 def capture_recording(capture, out_dir):

@@ -144,10 +144,12 @@ def parse_requests(buf):
 
 class ModbusLinkServer:
     """``ModbusLinkServer(meters)``: meters = MeterSim list, or config entries
-    ``{"model", "address"}``.  Same life cycle as TicServer (start, port, stats, stop)."""
+    ``{"model", "address"}``.  Same life cycle as TicServer (start, port, stats, stop).
+    ``tap(direction, bytes)`` sees the line's traffic as a recording does (``passerelle
+    emulate --record``): ``tx`` the bytes the gateway sent, ``rx`` the echo and answers."""
 
     def __init__(self, meters, speed=1.0, host="127.0.0.1", port=0, name="modbus", seed=0,
-                 echo=None):
+                 echo=None, tap=None):
         if echo is None:
             echo = any(isinstance(m, dict) and m.get("echo") for m in meters)
         self.echo = echo
@@ -157,6 +159,7 @@ class ModbusLinkServer:
                 m = MeterSim(m["model"], m["address"], seed=seed + k)
             self.meters[m.address] = m
         self.name = name
+        self.tap = tap  # tap(direction, bytes): "tx" what the gateway sent, "rx" what it heard
         self.stats = {"connections": 0, "requests": 0, "answers": 0, "ignored": 0,
                       "echoed": 0}
         self._stop = threading.Event()
@@ -206,12 +209,16 @@ class ModbusLinkServer:
                 return
             if not data:
                 return
+            if self.tap is not None:
+                self.tap("tx", data)
             if self.echo:  # the line hears the request as it goes
                 try:
                     conn.sendall(data)
                 except OSError:
                     return
                 self.stats["echoed"] += len(data)
+                if self.tap is not None:
+                    self.tap("rx", data)
             buf += data
             reqs, used = parse_requests(buf)
             buf = buf[used:][-512:]
@@ -221,8 +228,11 @@ class ModbusLinkServer:
                 if meter is None:
                     self.stats["ignored"] += 1
                     continue
+                answer = meter.answer(fc, reg, arg)
                 try:
-                    conn.sendall(meter.answer(fc, reg, arg))
+                    conn.sendall(answer)
                 except OSError:
                     return
                 self.stats["answers"] += 1
+                if self.tap is not None:
+                    self.tap("rx", answer)
