@@ -248,7 +248,7 @@ class Emulation:
             if m.get("type") == "modbus":
                 buses.setdefault(str(m.get("uart", 2)), []).append(m)
         tics = [(i, meter_id, uart) for i, (meter_id, uart) in enumerate(self.meter_uarts())
-                if uart not in buses]
+                if uart not in buses and uart not in self.servers]  # (a subclass's own)
         tic_mode = self.tic_sim
         if self.tic:
             tic_mode = "standard" if b"\t" in Path(self.tic).read_bytes()[:4096] else "historic"
