@@ -2,7 +2,9 @@
 
 * ``record serial --port P --baud 1200 --bytesize 7 --parity E -o f.jsonl`` reads a
   serial port (a USB adapter, a PTY) with pyserial and writes each read as one
-  ``rx`` event stamped on the monotonic clock;
+  ``rx`` event stamped on the monotonic clock; ``--protocol modbus-rtu`` (a sniffer on
+  an RS-485 bus) writes a reactive channel instead: the master's requests ``tx``, the
+  answers ``rx`` (:mod:`passerelle.rtu_split`), with the polled meters (``--meter``);
 * ``record mqtt --broker URL --topic '#' -o f.jsonl`` subscribes with paho-mqtt and
   writes each message (``rx`` = into the gateway, e.g. Home Assistant's commands;
   ``tx`` = topics the gateway publishes, see ``--gateway-topic``);
@@ -58,19 +60,52 @@ def _expired(deadline):
 
 # ---- serial ---------------------------------------------------------------------------
 
+def parse_meter(text):
+    """``ID:MODEL:ADDRESS[:PERIOD_S]`` -> a Modbus meter entry of a recording's header."""
+    parts = text.split(":")
+    if len(parts) not in (3, 4) or not parts[0] or not parts[2].isdigit() or (
+            len(parts) == 4 and not parts[3].isdigit()):
+        raise ValueError("--meter takes ID:MODEL:ADDRESS[:PERIOD_S] (e.g. pac:sdm630:1:10), got %r"
+                         % text)
+    from protocols.modbus.maps import MODELS
+    if parts[1] not in MODELS:
+        raise ValueError("--meter %s: unknown model %r (one of %s)" % (text, parts[1], ", ".join(MODELS)))
+    m = {"id": parts[0], "model": parts[1], "address": int(parts[2])}
+    if len(parts) == 4:
+        m["period_s"] = int(parts[3])
+    return m
+
+
 def record_serial(port, output, baud=1200, bytesize=7, parity="E", stopbits=1, channel="tic",
                   protocol="tic", duration=None, source=None, stop_event=None, encoding="hex",
-                  on_event=None):
+                  on_event=None, meters=None):
     """Record ``port`` into ``output`` until ``stop_event`` is set or ``duration``
-    elapses; returns the writer's counters ``(events, bytes)``."""
+    elapses; returns the writer's counters ``(events, bytes)``.  ``protocol``
+    ``"modbus-rtu"``: a reactive channel, requests and answers told apart, ``meters``
+    (header entries, see :func:`parse_meter`) the meters the replay polls."""
     import serial
 
+    modbus = protocol == "modbus-rtu"
+    if meters and not modbus:
+        raise ValueError("--meter is for --protocol modbus-rtu")
     ser = serial.serial_for_url(port, baudrate=baud, bytesize=bytesize, parity=parity,
                                 stopbits=stopbits, timeout=0.05)
     stop_event = stop_event or threading.Event()
+    extra = {"reactive": True, "meters": list(meters or ())} if modbus else {}
     chans = {channel: serial_channel(port=port, baud=baud, bits=bytesize, parity=parity,
-                                     stop=stopbits, protocol=protocol)}
+                                     stop=stopbits, protocol=protocol, **extra)}
+    char_s = 1.0 / recording.bytes_per_second(chans[channel])
+    split = None
+    if modbus:
+        from .rtu_split import RtuSplitter
+        split = RtuSplitter(char_s)
     deadline = _deadline(duration)
+
+    def write(w, t, direction, data):
+        ev = w.event(channel, direction, data, t=t, encoding=encoding)
+        if on_event:
+            on_event(ev)
+
     try:
         with Writer(output, chans, source=source) as w:
             while not stop_event.is_set() and not _expired(deadline):
@@ -79,12 +114,16 @@ def record_serial(port, output, baud=1200, bytesize=7, parity="E", stopbits=1, c
                 except serial.SerialException as exc:
                     w.mark("serial error: %s" % exc)
                     break
-                if data:
+                if not data:        # a silence: a partial Modbus frame is over
+                    events = split.silence() if split is not None else ()
+                else:
                     # stamp the read at its first byte, as far as the line rate tells
-                    t = max(0.0, w.now() - len(data) / recording.bytes_per_second(chans[channel]))
-                    ev = w.event(channel, "rx", data, t=t, encoding=encoding)
-                    if on_event:
-                        on_event(ev)
+                    t = max(0.0, w.now() - len(data) * char_s)
+                    events = [(t, "rx", data)] if split is None else split.feed(data, t)
+                for t, direction, frame in events:
+                    write(w, t, direction, frame)
+            for t, direction, frame in (split.silence() if split is not None else ()):
+                write(w, t, direction, frame)
             return w.count, w.bytes.get(channel, 0)
     finally:
         ser.close()
@@ -187,7 +226,13 @@ def add_parser(subparsers):
     s.add_argument("--parity", choices=recording.PARITIES, default="E")
     s.add_argument("--stopbits", type=float, choices=(1, 1.5, 2), default=1)
     s.add_argument("--channel", default="tic", help="channel name (default tic)")
-    s.add_argument("--protocol", default="tic", help="what the line carries (default tic)")
+    s.add_argument("--protocol", default="tic",
+                   help="what the line carries (default tic); modbus-rtu: a sniffer on an RS-485 "
+                   "bus, the master's requests (tx) and the answers (rx) told apart, replayed "
+                   "reactively")
+    s.add_argument("--meter", action="append", default=None, metavar="ID:MODEL:ADDRESS[:PERIOD_S]",
+                   help="modbus-rtu: a meter polled on the bus (repeatable), which the replay "
+                   "configures (e.g. pac:sdm630:1:10)")
     s.add_argument("--source", default=None, help="free text saved in the header")
     s.add_argument("--duration", type=float, default=None, metavar="S")
     s.add_argument("-o", "--output", required=True, help="recording (.jsonl, .jsonl.gz)")
@@ -229,9 +274,10 @@ def _report(msg):
 def run_record_serial(args):
     try:
         with _Stopper() as stop:
+            meters = [parse_meter(m) for m in args.meter or ()]
             n, nbytes = record_serial(args.port, args.output, args.baud, args.bytesize, args.parity,
                                       args.stopbits, args.channel, args.protocol, args.duration,
-                                      args.source, stop.event)
+                                      args.source, stop.event, meters=meters)
     except (OSError, ValueError) as exc:
         _report("record: %s" % exc)
         return 2
