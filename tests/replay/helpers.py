@@ -9,7 +9,7 @@ from pathlib import Path
 from passerelle import recording
 from passerelle.record import import_capture
 from passerelle.replay import Replay
-from passerelle.replay_model import lockstep, tic_model, without_stamps  # noqa: F401
+from passerelle.replay_model import distinct, lockstep, tic_model, without_stamps  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = ROOT.parent / "shared" / "captures" / "tic"
@@ -66,12 +66,7 @@ def unstamped(payload):
     return payload if d is payload else json.dumps(d, sort_keys=True)
 
 
-def collapse(states):
-    out = []
-    for s in states:
-        if not out or out[-1] != s:
-            out.append(s)
-    return out
+collapse = distinct     # states without the repeats of the one before
 
 
 def energy_labels():

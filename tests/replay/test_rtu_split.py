@@ -32,6 +32,16 @@ FRAMES = _frames()
 WIRE = b"".join(f for _, f in FRAMES)
 
 
+def _chunks(data, sizes):
+    """``data`` cut in reads of ``sizes[0]``, ``sizes[1]``, ... bytes (cycling)."""
+    out, i = [], 0
+    while i < len(data):
+        n = sizes[len(out) % len(sizes)]
+        out.append(data[i:i + n])
+        i += n
+    return out
+
+
 def _split(chunks, silence_after=()):
     sp = RtuSplitter(CHAR_S)
     out, t = [], 0.0
@@ -55,12 +65,7 @@ def test_the_recorded_polls_come_apart_as_recorded():
 
 @given(st.lists(st.integers(1, 64), min_size=1, max_size=80))
 def test_any_chunking_gives_the_same_frames(sizes):
-    chunks, i = [], 0
-    while i < len(WIRE):
-        n = sizes[len(chunks) % len(sizes)]
-        chunks.append(WIRE[i:i + n])
-        i += n
-    events, _ = _split(chunks)
+    events, _ = _split(_chunks(WIRE, sizes))
     assert [(d, f) for _, d, f in events] == FRAMES
 
 
@@ -80,12 +85,7 @@ def test_noise_between_exchanges_is_kept_as_heard_and_the_frames_still_found(noi
 
 @given(st.binary(max_size=300), st.lists(st.integers(1, 32), min_size=1, max_size=20))
 def test_arbitrary_bytes_never_raise_nor_get_lost(data, sizes):
-    chunks, i = [], 0
-    while i < len(data):
-        n = sizes[len(chunks) % len(sizes)]
-        chunks.append(data[i:i + n])
-        i += n
-    events, _ = _split(chunks)
+    events, _ = _split(_chunks(data, sizes))
     assert b"".join(f for _, _, f in events) == data
     assert all(d in ("tx", "rx") and f for _, d, f in events)
 
