@@ -14,8 +14,9 @@
 
 ``--into emu`` (default) runs the firmware on the MicroPython unix port
 (:class:`passerelle.emulate.Emulation`) with one TIC meter per serial TIC channel and
-the Modbus meters a reactive Modbus channel lists, each UART served over loopback TCP; ``--into PORT`` writes the (single) serial channel
-to a real serial port (pyserial) for a real board.  Broker: ``--broker URL``, else an
+the Modbus meters a reactive Modbus channel lists, each UART served over loopback TCP;
+``--into PORT`` writes the (single) serial channel to a real serial port (pyserial) for
+a real board.  Broker: ``--broker URL``, else an
 embedded one started for the replay (``amqtt`` by default, ``--broker mosquitto`` for
 mosquitto).  The timeline starts once the gateway is online on MQTT, so the first
 frames are never published before the client is connected.

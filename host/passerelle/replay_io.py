@@ -63,7 +63,8 @@ class Cassette:
     interleave otherwise than in the recording, and a request recorded without an answer
     (a timeout, then the retry) is silent again.  A request whose recorded occurrences
     are all used gets no answer (counted: ``unanswered``, a device gone silent); bytes
-    that begin no recorded request are a mismatch (reported, the buffer dropped).
+    that begin no recorded request are a mismatch (reported, dropped up to where a
+    recorded request may begin).
 
     ``tx`` events in a row are one request read in several pieces unless a silence of
     3.5 characters (at least 10 ms: timestamps jitter) separates them, the RTU rule
@@ -113,6 +114,9 @@ class Cassette:
         q = self.queues.get(bytes(request), ())
         return len(q) - self._next.get(bytes(request), 0)
 
+    def _begins_a_request(self, buf):
+        return any(r.startswith(buf) or buf.startswith(r) for r in self._requests)
+
     def feed(self, data):
         """Bytes from the gateway -> the answers to send now (list of bytes)."""
         self.buf += data
@@ -121,15 +125,18 @@ class Cassette:
             buf = bytes(self.buf)
             req = next((r for r in self._requests if buf.startswith(r)), None)
             if req is None:
-                if any(r.startswith(buf) for r in self._requests):
+                if self._begins_a_request(buf):
                     break                       # a request still arriving
+                # up to where a recorded request may begin: resynchronised there
+                i = next((i for i in range(1, len(buf)) if self._begins_a_request(buf[i:])),
+                         len(buf))
                 nxt = min((q[self._next[r]] for r, q in self.queues.items()
                            if self._next[r] < len(q)), default=None)
                 self.mismatches.append("%s is no recorded request (next recorded: %s)" % (
-                    buf[:32].hex(" "),
+                    buf[:min(i, 32)].hex(" "),
                     "none" if nxt is None else self.exchanges[nxt][0].hex(" ")))
-                self.buf.clear()
-                break
+                del self.buf[:i]
+                continue
             del self.buf[:len(req)]
             k = self._next[req]
             if k < len(self.queues[req]):

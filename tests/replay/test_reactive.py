@@ -66,6 +66,13 @@ def test_bytes_that_begin_no_recorded_request_are_a_mismatch():
     assert "(next recorded: none)" in cas.mismatches[-1]
 
 
+def test_after_stray_bytes_the_cassette_resynchronises_on_the_next_request():
+    cas = Cassette(_events(("tx", REQ1), ("rx", ANS1), ("tx", REQ2), ("rx", ANS2)))
+    assert cas.feed(b"\x09\x09\x09" + REQ1 + b"\x07" + REQ2) == [ANS1, ANS2]
+    assert [m.split(" is")[0] for m in cas.mismatches] == ["09 09 09", "07"]
+    assert cas.exhausted()
+
+
 def test_a_request_split_over_several_tx_events_is_one_request():
     """Pieces that follow each other on the line (less than 3.5 characters of silence)."""
     ch = {"baud": 1200, "bits": 8, "parity": "N"}    # a character: 10/1200 s
