@@ -167,10 +167,12 @@ class Writer:
         return ev
 
     def mark(self, note, t=None, **fields):
-        t = self.now() if t is None else float(t)
-        ev = {"t": round(max(t, self._last_t), 6), "ev": "mark", "note": note}
-        ev.update(fields)
-        self._write(ev)
+        with self._lock:
+            t = self.now() if t is None else float(t)
+            ev = {"t": round(max(t, self._last_t), 6), "ev": "mark", "note": note}
+            ev.update(fields)
+            if self._f is not None:
+                self._write(ev)
 
     def close(self):
         with self._lock:

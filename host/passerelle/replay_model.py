@@ -10,8 +10,8 @@ is published after the 2nd frame, then after every frame that changed one.
 recorded answers of a reactive Modbus channel, served as the replay serves them: a state
 after every poll that read something.
 
-:func:`lockstep` turns the TIC model's waits into a ``Replay`` gate: before the chunk that follows a
-frame that must be published is sent, wait until that state is on MQTT.  A loaded
+:func:`lockstep` turns the TIC model's waits into a ``Replay`` gate: before the chunk
+that follows a frame that must be published is sent, wait until that state is on MQTT.  A loaded
 machine then slows the replay down instead of merging two frames into one publish, so
 a golden comparison does not depend on the speed or the load.
 """
@@ -85,14 +85,13 @@ class _CassetteBus:
     async def request(self, address, function, register, arg, timeout_ms, retries):
         from protocols.modbus import rtu
         req = rtu.request(address, function, register, arg)
-        count = arg if function in (3, 4) else len(arg) if function == 16 else 0
         for _ in range(retries + 1):
             ans = b"".join(self.cas.feed(req))
             if ans.startswith(req):
                 ans = ans[len(req):]        # the line's echo of the request
             dec = rtu.RtuDecoder()
-            dec.expect(address, function, count if function in (3, 4) else 0)
-            used, r = dec.decode(ans) if ans else (0, None)
+            dec.expect(address, function, arg if function in (3, 4) else 0)
+            r = dec.decode(ans)[1] if ans else None
             if r is None and ans:
                 r = dec.silence()
             if r is not None:
@@ -116,8 +115,9 @@ def modbus_model(rec, channel, root=None):
     out = {}
     for m in ch.get("meters") or ():
         cas = Cassette(rec.channel_events(channel), ch)
-        cfg = {"timeout_ms": 300, "retries": 1, "setup": {}}
+        cfg = {"timeout_ms": 300, "retries": 1}
         cfg.update(m)
+        cfg["setup"] = {}   # set-up writes are requests of their own: the reads do not wait
         meter = meter_cls(cfg, Clock(), NullLog(), _CassetteBus(cas))
         first = next((req for req, _ in cas.exchanges if req[:1] == bytes([m["address"]])), None)
         states = out[m["id"]] = []
