@@ -72,9 +72,8 @@ class Cassette:
     ``channel``: the recording's channel (its line settings time a character)."""
 
     def __init__(self, events, channel=None):
-        ch = channel or {}
-        baud = ch.get("baud") or 9600
-        char_s = (2 + (ch.get("bits") or 8) + (ch.get("parity", "N") != "N")) / float(baud)
+        char_s = 1.0 / recording.bytes_per_second(dict({"baud": 9600, "bits": 8, "parity": "N"},
+                                                       **(channel or {})))
         silence_s = max(0.010, 3.5 * char_s)
         self.leading = []          # answers recorded before any request (sent at start)
         self.exchanges = []        # [request bytes, [answer chunks]]

@@ -26,26 +26,27 @@ _READS = (3, 4)
 _FIXED = (3, 4, 6)
 
 
-def _check(buf, n):
-    """n if the n-byte candidate at the start of buf has a valid CRC, 0 if more bytes
-    are needed, -1 if it is not that frame."""
+def _check(buf, n, i=0):
+    """n if the n-byte candidate at buf[i:] has a valid CRC, 0 if more bytes are needed,
+    -1 if it is not that frame."""
     if n <= 0:
         return n
-    if len(buf) < n:
+    if len(buf) - i < n:
         return 0
-    return n if crc16(buf, 0, n) == 0 else -1
+    return n if crc16(buf, i, i + n) == 0 else -1
 
 
-def request_length(buf):
-    if len(buf) < 2:
+def request_length(buf, i=0):
+    """The length of the request at buf[i:] (FC 3, 4, 6, 16, CRC valid), 0 if more bytes
+    are needed, -1 if none starts there (also the simulated bus's request framing,
+    passerelle.sim.modbus.parse_requests)."""
+    if len(buf) - i < 2:
         return 0
-    if not 1 <= buf[0] <= 247:
-        return -1
-    fc = buf[1]
+    fc = buf[i + 1]
     if fc in _FIXED:
-        return _check(buf, 8)
+        return _check(buf, 8, i)
     if fc == 16:
-        return _check(buf, 9 + buf[6]) if len(buf) >= 7 else 0
+        return _check(buf, 9 + buf[i + 6], i) if len(buf) - i >= 7 else 0
     return -1
 
 

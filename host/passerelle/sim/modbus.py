@@ -24,6 +24,8 @@ import time
 from protocols.modbus import crc16, maps
 from protocols.modbus.values import F32, S16, S32_SW, U16, U32, S32, U32_SW
 
+from ..rtu_split import request_length
+
 REGS = 0x200
 
 
@@ -120,18 +122,13 @@ def parse_requests(buf):
     out = []
     i = 0
     while len(buf) - i >= 8:
+        n = request_length(buf, i)
+        if n == 0:
+            break
+        if n < 0:
+            i += 1
+            continue
         fc = buf[i + 1]
-        n = 8
-        if fc == 16:
-            if len(buf) - i < 7 or len(buf) - i < 9 + buf[i + 6]:
-                break
-            n = 9 + buf[i + 6]
-        elif fc not in (3, 4, 6):
-            i += 1
-            continue
-        if crc16(buf, i, i + n) != 0:
-            i += 1
-            continue
         a, reg = buf[i], buf[i + 2] << 8 | buf[i + 3]
         if fc == 16:
             arg = [buf[i + 7 + 2 * k] << 8 | buf[i + 8 + 2 * k] for k in range(buf[i + 6] // 2)]
